@@ -1,0 +1,28 @@
+"""gptj_teach: GPT-J 6B built from scratch in PyTorch, one readable component at a time.
+
+    import gptj_teach as gt
+    model, tok = gt.load("tiny")                   # the small GPT-J shipped with the package
+    ids = tok("def fib(n):", return_tensors="pt").input_ids
+    print(tok.decode(gt.generate(model, ids, max_new_tokens=30)[0]))
+
+Modules, in the order a student meets them: tokenizer, rotary, attention, block, model, checkpoint,
+sampling, viz, widgets, memory, exercises.
+"""
+
+import importlib
+
+from .checkpoint import CheckpointError, load
+from .model import GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification, GPTJModel
+from .sampling import generate, stream
+from .tokenizer import load_tokenizer
+
+__version__ = "0.1.0"
+__all__ = ["CheckpointError", "GPTJForCausalLM", "GPTJForQuestionAnswering", "GPTJForSequenceClassification",
+           "GPTJModel", "generate", "load", "load_tokenizer", "stream"]
+
+
+def __getattr__(name):
+    """Import the notebook-side modules (viz, widgets, ...) on first use, so the core needs no plotting stack."""
+    if name in {"viz", "widgets", "memory", "exercises", "sampling", "rotary", "attention", "block", "tokenizer"}:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gptj_teach' has no attribute {name!r}")

@@ -1,0 +1,101 @@
+"""Causal self-attention with a KV cache: every token looks back at the tokens before it.
+
+For each head: ``softmax(q k^T / sqrt(head_dim) + mask) v``. GPT-J's details:
+
+* q, k, v and the output projection have **no bias** (GPT-2's do);
+* rotary position embeddings are applied to q and k (see ``rotary.py``), there is no position table;
+* the scores and the softmax are computed in **fp32** even when the model runs in fp16, then the
+  probabilities are cast back to the model dtype before they multiply v;
+* the KV cache keeps the keys and values of the tokens already seen, so that generating token ``t`` costs
+  one new query instead of recomputing all ``t`` rows.
+
+Two ways to compute the same thing: ``plain_attention`` shows every step and returns the attention weights
+(in the ``transformers`` layout, so bertviz takes them directly); ``fused_attention`` calls PyTorch's
+``scaled_dot_product_attention``, which never materialises the weights and is faster. Tests prove them equal.
+
+References: Vaswani et al. (2017); GPT-J / mesh-transformer-jax; ``transformers`` ``GPTJAttention``.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .rotary import apply_rotary
+
+KVCache = tuple[torch.Tensor, torch.Tensor]  # (keys, values): each (batch, heads, seq_so_far, head_dim)
+
+
+def attention_weights(q, k, mask):
+    """Who looks at whom. q: (batch, heads, q_len, head_dim); k: (batch, heads, kv_len, head_dim);
+    mask: additive, (batch or 1, 1, q_len, kv_len): 0 where a query may look, a huge negative number elsewhere.
+
+    Returns softmax(q k^T / sqrt(head_dim) + mask), computed in fp32, cast back to q's dtype:
+    (batch, heads, q_len, kv_len), each row sums to 1.
+    """
+    scores = torch.matmul(q.float(), k.float().transpose(-1, -2))  # (batch, heads, q_len, kv_len), fp32
+    scores = scores / math.sqrt(q.shape[-1])
+    scores = scores + mask  # masked positions become ~ -3.4e38 and vanish in the softmax
+    return F.softmax(scores, dim=-1).to(q.dtype)
+
+
+def plain_attention(q, k, v, mask):
+    """Attention step by step: the weights, then their weighted sum of v. v: (batch, heads, kv_len, head_dim).
+
+    Returns (output (batch, heads, q_len, head_dim), weights (batch, heads, q_len, kv_len)).
+    """
+    weights = attention_weights(q, k, mask)
+    return torch.matmul(weights, v), weights  # (batch, heads, q_len, kv_len) @ (.., kv_len, head_dim)
+
+
+def fused_attention(q, k, v, mask):
+    """The same computation in one fused PyTorch call (no weights returned). Shapes as ``plain_attention``."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), scale=1 / math.sqrt(q.shape[-1]))
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(batch, seq, n_embd) -> (batch, seq, heads, head_dim)."""
+    return x.view(*x.shape[:-1], n_head, x.shape[-1] // n_head)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(batch, heads, seq, head_dim) -> (batch, seq, n_embd)."""
+    x = x.transpose(1, 2)  # (batch, seq, heads, head_dim)
+    return x.reshape(*x.shape[:2], -1)  # (batch, seq, heads * head_dim)
+
+
+class GPTJAttention(nn.Module):
+    """Multi-head causal self-attention with rotary on q and k. Attribute names follow ``transformers``."""
+
+    def __init__(self, config):
+        super().__init__()
+        n_embd = config.n_embd
+        self.n_head = config.n_head
+        self.rotary_dim = config.rotary_dim or n_embd // config.n_head
+        self.q_proj = nn.Linear(n_embd, n_embd, bias=False)
+        self.k_proj = nn.Linear(n_embd, n_embd, bias=False)
+        self.v_proj = nn.Linear(n_embd, n_embd, bias=False)
+        self.out_proj = nn.Linear(n_embd, n_embd, bias=False)
+        self.attn_dropout = nn.Dropout(config.attn_pdrop)
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x, position_ids, mask, layer_past: KVCache | None = None, output_attentions=False):
+        """x: (batch, seq, n_embd); position_ids: (batch, seq); mask: (batch or 1, 1, seq, past + seq).
+
+        Returns (output (batch, seq, n_embd), present KV cache, weights or None).
+        """
+        q = apply_rotary(split_heads(self.q_proj(x), self.n_head), position_ids, self.rotary_dim)
+        k = apply_rotary(split_heads(self.k_proj(x), self.n_head), position_ids, self.rotary_dim)
+        v = split_heads(self.v_proj(x), self.n_head)  # (batch, seq, heads, head_dim) all three
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (batch, heads, seq, head_dim)
+        if layer_past is not None:  # prepend the cached keys and values of earlier tokens
+            k = torch.cat([layer_past[0], k], dim=2)  # (batch, heads, past + seq, head_dim)
+            v = torch.cat([layer_past[1], v], dim=2)
+        if output_attentions or (self.training and self.attn_dropout.p > 0):
+            weights = attention_weights(q, k, mask)  # (batch, heads, seq, past + seq)
+            out = torch.matmul(self.attn_dropout(weights), v)  # (batch, heads, seq, head_dim)
+        else:
+            out, weights = fused_attention(q, k, v, mask), None
+        out = self.resid_dropout(self.out_proj(merge_heads(out)))  # (batch, seq, n_embd)
+        return out, (k, v), weights

@@ -1,0 +1,190 @@
+"""Reading and writing GPT-J checkpoints in the Hugging Face layout, one tensor at a time.
+
+A checkpoint directory holds ``config.json`` and the weights in one of four forms: ``model.safetensors``,
+sharded ``model-0000k-of-0000n.safetensors`` with ``model.safetensors.index.json``, ``pytorch_model.bin``, or
+sharded ``.bin`` files with their index. The real GPT-J 6B in fp16 is one 12.1 GB ``pytorch_model.bin``, more
+than the 12.7 GB of RAM of a free Colab machine can hold twice; so the model is first built on the *meta*
+device (shapes only, no memory), and each tensor is read (memory-mapped), converted to the target dtype and
+device, and put in place before the next one is read.
+
+Only safe formats are read: safetensors, or pickles through ``torch.load(weights_only=True)``.
+
+References: ``transformers`` ``PreTrainedModel.from_pretrained`` / ``save_pretrained``; safetensors docs.
+"""
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+from transformers import GPTJConfig
+
+from .model import LEGACY_BUFFERS, GPTJForCausalLM
+from .tokenizer import load_tokenizer
+
+TINY = Path(__file__).parent / "checkpoints" / "tiny"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
+                "pytorch_model.bin")  # in order of preference
+PROGRESS_BYTES = 200e6  # show a progress bar for loads above this size
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be found, read or fitted to its config; the message says what to do."""
+
+
+def load(name_or_path="tiny", revision=None, dtype=None, device=None, progress=None):
+    """Load a GPT-J causal LM and its tokenizer: ``model, tok = load("tiny")``.
+
+    name_or_path: ``"tiny"`` (the checkpoint shipped in the package), a local directory in the Hugging Face
+    layout, or a hub id such as ``"EleutherAI/gpt-j-6B"`` (downloaded, needs internet; ``revision="float16"``
+    is the 12.1 GB half-precision branch). dtype: default float32. device: default "cpu".
+    Returns (model in eval mode, tokenizer).
+    """
+    directory = resolve(name_or_path, revision)
+    model = load_weights(GPTJForCausalLM, read_config(directory), directory, dtype or torch.float32,
+                         check_device(device or "cpu"), progress)
+    return model.eval(), load_tokenizer()
+
+
+def resolve(name_or_path, revision=None) -> Path:
+    """The local directory for "tiny", a path, or a hub id (downloading it)."""
+    if str(name_or_path) == "tiny":
+        if not (TINY / "config.json").exists():
+            raise CheckpointError(f"the tiny checkpoint is missing from {TINY}: reinstall gptj_teach or run `make tiny`")
+        return TINY
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(f"{path} is a file; pass the checkpoint *directory* that holds config.json")
+    if HUB_ID.match(str(name_or_path)) and not str(name_or_path).startswith((".", "/", "~")):
+        return download(str(name_or_path), revision)
+    raise CheckpointError(f"no such directory: {path}. Pass 'tiny', a checkpoint directory, or a hub id like "
+                          "'EleutherAI/gpt-j-6B'")
+
+
+def download(repo_id: str, revision=None) -> Path:
+    """Fetch config and weights (one format only) from the Hugging Face Hub into its local cache."""
+    import huggingface_hub as hub
+
+    try:
+        files = set(hub.list_repo_files(repo_id, revision=revision))
+        weights = next((name for name in WEIGHT_FILES if name in files), None)
+        if weights is None:
+            raise CheckpointError(f"{repo_id} has none of {', '.join(WEIGHT_FILES)}")
+        shards = "*.safetensors" if "safetensors" in weights else "pytorch_model*.bin"
+        patterns = ["config.json", weights] + ([shards] if weights.endswith(".index.json") else [])
+        return Path(hub.snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+    except CheckpointError:
+        raise
+    except Exception as error:  # no network, unknown repository or revision, ...
+        raise CheckpointError(f"could not download {repo_id!r} (revision {revision!r}) from the Hugging Face Hub: "
+                              f"{type(error).__name__}: {error}. Check the name and your internet connection, "
+                              "or pass a local checkpoint directory") from error
+
+
+def read_config(directory: Path) -> GPTJConfig:
+    """The ``GPTJConfig`` in ``directory/config.json``; refuses other model types."""
+    path = Path(directory) / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"{path} not found: a checkpoint directory needs config.json (save_pretrained writes it)")
+    try:
+        model_type = json.loads(path.read_text()).get("model_type")
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error})") from error
+    if model_type != "gptj":
+        raise CheckpointError(f"{path} describes a {model_type!r} model, not GPT-J (model_type 'gptj')")
+    return GPTJConfig.from_pretrained(directory)
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The weight files of a checkpoint, shards in order."""
+    for name in WEIGHT_FILES:
+        path = Path(directory) / name
+        if path.exists() and name.endswith(".index.json"):
+            return [path.parent / f for f in sorted(set(json.loads(path.read_text())["weight_map"].values()))]
+        if path.exists():
+            return [path]
+    raise CheckpointError(f"no weights in {directory}: expected one of {', '.join(WEIGHT_FILES)}")
+
+
+def read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) pairs of one weight file, read lazily from a memory map."""
+    if not path.exists():
+        raise CheckpointError(f"{path} is listed in the index but missing: download the checkpoint again")
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(path, framework="pt", device="cpu") as f:
+                for name in f.keys():
+                    yield name, f.get_tensor(name)
+        else:
+            yield from torch.load(path, map_location="cpu", mmap=True, weights_only=True).items()
+    except Exception as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"cannot read {path}: {type(error).__name__}: {error}. The file may be truncated or "
+                              "corrupt (an interrupted download?): delete it and download or save it again") from error
+
+
+def check_device(device) -> torch.device:
+    """A torch.device that exists here, or a clear error."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError("device='cuda' but no CUDA GPU is available: use device='cpu', or on Colab "
+                              "choose Runtime > Change runtime type > GPU")
+    return device
+
+
+def load_weights(cls, config, directory, dtype, device, progress=None):
+    """Build ``cls(config)`` on the meta device, then fill it tensor by tensor from ``directory``."""
+    with torch.device("meta"):
+        model = cls(config)
+    expected = dict(model.state_dict())  # name -> meta tensor (shape only)
+    files = weight_files(directory)
+    total = sum(f.stat().st_size for f in files if f.exists())
+    show = progress if progress is not None else total > PROGRESS_BYTES
+    with tqdm(total=total, unit="B", unit_scale=True, desc="loading", disable=not show) as bar:
+        for path in files:
+            for name, tensor in read_tensors(path):
+                put_tensor(model, expected, name, tensor, dtype, device)
+                bar.update(tensor.nbytes)
+    missing = [name for name, t in expected.items() if t.is_meta]
+    if missing:
+        raise CheckpointError(f"{directory} lacks {len(missing)} weights of the model, first {missing[0]!r}: "
+                              "is it a complete GPT-J causal LM checkpoint?")
+    return model
+
+
+def put_tensor(model, expected, name, tensor, dtype, device) -> None:
+    """Check one tensor's name and shape against the model, convert it, and put it in place."""
+    if name.endswith(LEGACY_BUFFERS):
+        return  # old checkpoints stored the causal mask; ours is built on the fly
+    if name not in expected:
+        hint = " (keys of a GPTJModel lack the 'transformer.' prefix)" if f"transformer.{name}" in expected else ""
+        raise CheckpointError(f"unexpected weight {name!r} in the checkpoint{hint}: is it a GPT-J causal LM?")
+    if tuple(tensor.shape) != tuple(expected[name].shape):
+        raise CheckpointError(f"{name!r} has shape {tuple(tensor.shape)} in the checkpoint but the config asks for "
+                              f"{tuple(expected[name].shape)}: config.json and the weights do not belong together")
+    module_name, _, attr = name.rpartition(".")
+    value = tensor.to(device=device, dtype=dtype, copy=True)  # copy: never keep a view of the memory map
+    setattr(model.get_submodule(module_name), attr, torch.nn.Parameter(value, requires_grad=value.is_floating_point()))
+    expected[name] = value
+
+
+def save(model, path, dtype=None) -> Path:
+    """Write ``config.json`` and ``model.safetensors``; ``transformers``' ``from_pretrained`` reads them."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(model.config)
+    config.architectures = [type(model).__name__]
+    config.dtype = dtype or model.dtype
+    config.save_pretrained(path)
+    state = {name: t.detach().to("cpu", dtype or t.dtype).contiguous() for name, t in model.state_dict().items()}
+    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+    return path

@@ -1,0 +1,207 @@
+"""The whole GPT-J: token embedding -> n_layer parallel blocks -> final LayerNorm, and three heads on top.
+
+* ``GPTJModel``: ``wte`` (vocab_size x n_embd) -> ``h`` (the blocks) -> ``ln_f``; no position table
+  (positions enter through rotary inside attention).
+* ``GPTJForCausalLM``: + ``lm_head`` (n_embd -> vocab_size, **with a bias**, unlike GPT-2's tied head);
+  ``labels`` give the next-token loss (labels are shifted inside, like ``transformers``).
+* ``GPTJForSequenceClassification``: + ``score`` (no bias), read at the rightmost non-pad token.
+* ``GPTJForQuestionAnswering``: + ``qa_outputs``, start and end logits for every token.
+
+Parameter names equal the keys of a ``transformers`` GPT-J state dict, so a reference checkpoint loads with
+``load_state_dict``. Outputs are ``transformers``' own output classes, so tools written for it accept ours.
+
+References: ``transformers.models.gptj.modeling_gptj``; nanoGPT ``model.py`` for the shape of the code.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers.modeling_outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast,
+                                           QuestionAnsweringModelOutput, SequenceClassifierOutputWithPast)
+
+from .block import GPTJBlock
+from .checks import check_attention_mask, check_config, check_input_ids
+
+
+def make_mask(attention_mask, q_len: int, kv_len: int, dtype, device) -> torch.Tensor:
+    """The additive attention mask: query i may see key j when j <= i (causal) and j is not padding.
+
+    attention_mask: (batch, kv_len) of 0/1 or None. Returns (batch or 1, 1, q_len, kv_len): 0 where allowed,
+    the most negative ``dtype`` number elsewhere (like ``transformers``; -inf would turn a fully padded row to nan).
+    """
+    past = kv_len - q_len
+    allowed = torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(diagonal=past)  # (q_len, kv_len)
+    allowed = allowed[None, None]  # (1, 1, q_len, kv_len)
+    if attention_mask is not None:
+        allowed = allowed & attention_mask[:, None, None, :].bool()  # (batch, 1, q_len, kv_len)
+    return torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def default_position_ids(attention_mask, past: int, seq: int, device) -> torch.Tensor:
+    """Positions 0, 1, 2, ... of the new tokens: (batch or 1, seq).
+
+    With a mask, padding does not count, so a left-padded prompt starts at position 0 like an unpadded one
+    (``transformers``' ``generate`` does the same; its plain forward counts padding, so pass position_ids to it).
+    """
+    if attention_mask is None:
+        return torch.arange(past, past + seq, device=device)[None]
+    positions = attention_mask.long().cumsum(-1) - 1  # (batch, past + seq)
+    return positions.masked_fill(attention_mask == 0, 1)[:, past:]
+
+
+LEGACY_BUFFERS = (".attn.bias", ".attn.masked_bias")  # old checkpoints stored the causal mask; we build it
+
+
+class GPTJPreTrained(nn.Module):
+    """What every GPT-J class shares: building from a ``transformers`` model, saving, device and dtype."""
+
+    @classmethod
+    def from_transformers(cls, hf_model):
+        """Wrap a ``transformers`` GPT-J model of the same kind: the parameters are *its* tensors (no copy)."""
+        if type(hf_model).__name__ != cls.__name__:
+            raise TypeError(f"{cls.__name__}.from_transformers needs a transformers {cls.__name__}, "
+                            f"got {type(hf_model).__name__}")
+        with torch.device("meta"):  # allocate nothing: every parameter is replaced just below
+            model = cls(hf_model.config)
+        state = {k: v for k, v in hf_model.state_dict().items() if not k.endswith(LEGACY_BUFFERS)}
+        model.load_state_dict(state, strict=True, assign=True)  # assign: take the tensors themselves
+        return model.train(hf_model.training)
+
+    def save_pretrained(self, path, dtype=None):
+        """Write ``config.json`` + ``model.safetensors`` (Hugging Face layout) that ``transformers`` loads."""
+        from .checkpoint import save  # a late import: checkpoint.py builds these classes
+
+        save(self, path, dtype=dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+
+class GPTJModel(GPTJPreTrained):
+    """The GPT-J body. ``forward`` returns ``last_hidden_state`` (batch, seq, n_embd) and optional extras."""
+
+    def __init__(self, config):
+        super().__init__()
+        check_config(config)
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList(GPTJBlock(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+
+    def forward(self, input_ids, attention_mask=None, past_key_values=None, position_ids=None, use_cache=False,
+                output_attentions=False, output_hidden_states=False):
+        """input_ids: (batch, seq). past_key_values: one (k, v) per layer from an earlier call with use_cache."""
+        past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        check_input_ids(input_ids, self.config.vocab_size, self.config.n_positions, past)
+        check_attention_mask(attention_mask, input_ids.shape[0], past + input_ids.shape[1])
+        x = self.drop(self.wte(input_ids))  # (batch, seq, n_embd)
+        if position_ids is None:
+            position_ids = default_position_ids(attention_mask, past, input_ids.shape[1], x.device)
+        position_ids = position_ids.expand(input_ids.shape[0], -1)  # (batch, seq)
+        mask = make_mask(attention_mask, input_ids.shape[1], past + input_ids.shape[1], x.dtype, x.device)
+        hidden, attentions, presents = [], [], []
+        for i, block in enumerate(self.h):
+            hidden.append(x)
+            layer_past = None if past_key_values is None else past_key_values[i]
+            x, present, weights = block(x, position_ids, mask, layer_past, output_attentions)
+            presents.append(present)
+            attentions.append(weights)
+        x = self.ln_f(x)
+        return BaseModelOutputWithPast(
+            last_hidden_state=x, past_key_values=tuple(presents) if use_cache else None,
+            hidden_states=tuple(hidden) + (x,) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None)
+
+
+class GPTJForCausalLM(GPTJPreTrained):
+    """GPT-J with its language-model head: ``logits = lm_head(transformer(ids))``, (batch, seq, vocab_size)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = GPTJModel(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
+
+    def forward(self, input_ids, attention_mask=None, past_key_values=None, position_ids=None, labels=None,
+                use_cache=False, output_attentions=False, output_hidden_states=False):
+        """labels: (batch, seq), usually ``input_ids`` itself; -100 marks positions to ignore."""
+        out = self.transformer(input_ids, attention_mask, past_key_values, position_ids, use_cache,
+                               output_attentions, output_hidden_states)
+        logits = self.lm_head(out.last_hidden_state)  # (batch, seq, vocab_size)
+        loss = None if labels is None else next_token_loss(logits, labels)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values,
+                                      hidden_states=out.hidden_states, attentions=out.attentions)
+
+
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of predicting token t+1 from position t: the logits at t are scored against labels[t+1]."""
+    shifted = logits[:, :-1].float()  # (batch, seq - 1, vocab): the last position has nothing to predict
+    return F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+class GPTJForSequenceClassification(GPTJPreTrained):
+    """GPT-J + ``score`` (no bias) read at the rightmost non-pad token: logits (batch, num_labels)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = GPTJModel(config)
+        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, labels=None, output_attentions=False,
+                output_hidden_states=False):
+        """labels: (batch,) class ids (cross-entropy), floats for num_labels == 1 (regression) or (batch, num_labels)
+        multi-hot floats (binary cross-entropy), the three cases of ``transformers``."""
+        pad = self.config.pad_token_id
+        if pad is None and input_ids.shape[0] != 1:
+            raise ValueError("a batch above 1 needs config.pad_token_id to find each row's last token: "
+                             "set it (GPT-J has no pad token; tok.eos_token_id is the usual choice)")
+        out = self.transformer(input_ids, attention_mask, None, position_ids, False, output_attentions,
+                               output_hidden_states)
+        logits = self.score(out.last_hidden_state)  # (batch, seq, num_labels)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
+        last = -1 if pad is None else (positions * (input_ids != pad)).argmax(-1)  # (batch,) rightmost non-pad
+        pooled = logits[torch.arange(input_ids.shape[0], device=logits.device), last]  # (batch, num_labels)
+        loss = None if labels is None else classification_loss(pooled, labels)
+        return SequenceClassifierOutputWithPast(loss=loss, logits=pooled, hidden_states=out.hidden_states,
+                                                attentions=out.attentions)
+
+
+def classification_loss(pooled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Regression (one label), single-label (integer labels) or multi-label (float labels) loss."""
+    if pooled.shape[-1] == 1:
+        return F.mse_loss(pooled.squeeze(), labels.squeeze().to(pooled.dtype))
+    if not labels.dtype.is_floating_point:
+        return F.cross_entropy(pooled, labels.view(-1))
+    return F.binary_cross_entropy_with_logits(pooled, labels)
+
+
+class GPTJForQuestionAnswering(GPTJPreTrained):
+    """GPT-J + ``qa_outputs``: for every token a score for "the answer starts here" and "ends here"."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = GPTJModel(config)
+        self.qa_outputs = nn.Linear(config.n_embd, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, start_positions=None, end_positions=None,
+                output_attentions=False, output_hidden_states=False):
+        """start_positions, end_positions: (batch,) token indices; positions past the end are ignored in the loss."""
+        out = self.transformer(input_ids, attention_mask, None, position_ids, False, output_attentions,
+                               output_hidden_states)
+        start, end = self.qa_outputs(out.last_hidden_state).split(1, dim=-1)  # (batch, seq, 1) each
+        start, end = start.squeeze(-1).contiguous(), end.squeeze(-1).contiguous()  # (batch, seq)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored = start.shape[1]  # an answer outside the input cannot be scored
+            loss = (F.cross_entropy(start, start_positions.view(-1).clamp(0, ignored), ignore_index=ignored)
+                    + F.cross_entropy(end, end_positions.view(-1).clamp(0, ignored), ignore_index=ignored)) / 2
+        return QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
+                                            hidden_states=out.hidden_states, attentions=out.attentions)

@@ -1,0 +1,68 @@
+"""Rotary position embeddings, the way GPT-J does them.
+
+Rotary embeddings (RoPE) tell attention *where* each token is by rotating query and key vectors. Pairs of
+dimensions are treated as points in a plane and turned by an angle ``position * frequency``; each pair has its
+own frequency. Because a rotation by ``a`` followed by the inverse of a rotation by ``b`` is a rotation by
+``a - b``, the dot product ``q_m . k_n`` depends only on the distance ``m - n``: attention sees relative position.
+
+Where GPT-J differs from what you may know:
+
+* the pairs are *adjacent* dimensions ``(x0, x1), (x2, x3), ...`` (``rotate_every_two``), unlike the
+  half-split RoPE of GPT-NeoX and Llama, which pairs ``x_i`` with ``x_{i + d/2}``;
+* only the first ``rotary_dim`` dimensions of each head are rotated (64 of 256 in GPT-J 6B); the rest pass
+  through untouched and carry no position information at all.
+
+References: Su et al., RoFormer (2021); mesh-transformer-jax ``fixed_pos_embedding`` / ``rotate_every_two`` /
+``apply_rotary_pos_emb``; ``transformers.models.gptj.modeling_gptj`` (same names).
+"""
+
+import torch
+
+
+def inv_frequencies(rotary_dim: int) -> torch.Tensor:
+    """The rotation speed of each pair: ``1 / 10000 ** (2i / rotary_dim)``, shape ``(rotary_dim // 2,)``."""
+    return 1.0 / (10000 ** (torch.arange(0, rotary_dim, 2, dtype=torch.int64) / rotary_dim))
+
+
+def fixed_pos_embedding(position_ids: torch.Tensor, rotary_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sinusoid table: ``sin`` and ``cos`` of ``position * frequency``, always computed in fp32.
+
+    position_ids: (batch, seq) integers. Returns sin, cos: each (batch, seq, rotary_dim // 2), float32.
+    Computing in fp32 and casting later (in ``apply_rotary``) is what makes fp16 / bf16 results bit-equal to
+    ``transformers``, which builds the same fp32 table once and gathers rows from it.
+    """
+    inv_freq = inv_frequencies(rotary_dim).to(position_ids.device)  # (rotary_dim // 2,)
+    angles = position_ids.float()[..., None] * inv_freq  # (batch, seq, rotary_dim // 2)
+    return torch.sin(angles), torch.cos(angles)
+
+
+def rotate_every_two(x: torch.Tensor) -> torch.Tensor:
+    """Turn each adjacent pair ``(x0, x1)`` into ``(-x1, x0)``: a 90 degree rotation in every plane.
+
+    x: (..., d) with d even. Returns the same shape.
+    """
+    x1 = x[..., ::2]  # (..., d // 2) the even dims
+    x2 = x[..., 1::2]  # (..., d // 2) the odd dims
+    return torch.stack((-x2, x1), dim=-1).flatten(-2)  # (..., d // 2, 2) -> (..., d), pairs interleaved again
+
+
+def apply_rotary_pos_emb(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+    """Rotate every adjacent pair of ``x`` by its angle: ``x * cos + rotate_every_two(x) * sin``.
+
+    x: (batch, seq, heads, rot) with rot even; sin, cos: (batch, seq, rot // 2). Each angle is used for both
+    members of its pair (``repeat_interleave``), broadcast over the heads.
+    """
+    sin = torch.repeat_interleave(sin[:, :, None, :], 2, dim=3)  # (batch, seq, 1, rot)
+    cos = torch.repeat_interleave(cos[:, :, None, :], 2, dim=3)  # (batch, seq, 1, rot)
+    return (x * cos) + (rotate_every_two(x) * sin)
+
+
+def apply_rotary(x: torch.Tensor, position_ids: torch.Tensor, rotary_dim: int) -> torch.Tensor:
+    """GPT-J's rotary: rotate the first ``rotary_dim`` dims of every head, pass the rest through.
+
+    x: (batch, seq, heads, head_dim); position_ids: (batch, seq). Returns (batch, seq, heads, head_dim).
+    """
+    sin, cos = fixed_pos_embedding(position_ids, rotary_dim)  # (batch, seq, rotary_dim // 2) each, fp32
+    x_rot, x_pass = x[..., :rotary_dim], x[..., rotary_dim:]  # (.., rotary_dim), (.., head_dim - rotary_dim)
+    x_rot = apply_rotary_pos_emb(x_rot, sin.to(x.dtype), cos.to(x.dtype))
+    return torch.cat([x_rot, x_pass], dim=-1)  # (batch, seq, heads, head_dim)
