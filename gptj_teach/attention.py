@@ -73,9 +73,9 @@ class GPTJAttention(nn.Module):
         n_embd = config.n_embd
         self.n_head = config.n_head
         self.rotary_dim = config.rotary_dim or n_embd // config.n_head
+        self.k_proj = nn.Linear(n_embd, n_embd, bias=False)  # k, v, q: transformers' order, so that state
+        self.v_proj = nn.Linear(n_embd, n_embd, bias=False)  # dicts list their keys identically
         self.q_proj = nn.Linear(n_embd, n_embd, bias=False)
-        self.k_proj = nn.Linear(n_embd, n_embd, bias=False)
-        self.v_proj = nn.Linear(n_embd, n_embd, bias=False)
         self.out_proj = nn.Linear(n_embd, n_embd, bias=False)
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)

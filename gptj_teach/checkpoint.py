@@ -13,13 +13,15 @@ References: ``transformers`` ``PreTrainedModel.from_pretrained`` / ``save_pretra
 """
 
 import copy
+import ctypes
 import json
+import mmap
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from transformers import GPTJConfig
@@ -32,6 +34,9 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
                 "pytorch_model.bin")  # in order of preference
 PROGRESS_BYTES = 200e6  # show a progress bar for loads above this size
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                      "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                      "U8": torch.uint8, "BOOL": torch.bool}
 
 
 class CheckpointError(ValueError):
@@ -115,21 +120,55 @@ def weight_files(directory: Path) -> list[Path]:
 
 
 def read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor) pairs of one weight file, read lazily from a memory map."""
+    """(name, tensor) pairs of one weight file, one at a time, so host RAM never holds the whole file."""
     if not path.exists():
         raise CheckpointError(f"{path} is listed in the index but missing: download the checkpoint again")
     try:
-        if path.suffix == ".safetensors":
-            with safe_open(path, framework="pt", device="cpu") as f:
-                for name in f.keys():
-                    yield name, f.get_tensor(name)
-        else:
-            yield from torch.load(path, map_location="cpu", mmap=True, weights_only=True).items()
+        yield from (read_safetensors(path) if path.suffix == ".safetensors" else read_pickle(path))
+    except CheckpointError:
+        raise
     except Exception as error:
-        if isinstance(error, CheckpointError):
-            raise
         raise CheckpointError(f"cannot read {path}: {type(error).__name__}: {error}. The file may be truncated or "
                               "corrupt (an interrupted download?): delete it and download or save it again") from error
+
+
+def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """A safetensors file is 8 bytes (little-endian header length), a JSON header (name -> dtype, shape, byte
+    offsets) and the raw bytes of every tensor. Reading each tensor's bytes with a plain file read (no memory
+    map) keeps only that tensor in host RAM."""
+    with open(path, "rb") as f:
+        header_length = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_length))
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            start, end = info["data_offsets"]
+            f.seek(8 + header_length + start)
+            data = bytearray(end - start)
+            if f.readinto(data) != len(data):
+                raise CheckpointError(f"{path} ends inside tensor {name!r}: the file is truncated; download or save it again")
+            dtype = SAFETENSORS_DTYPES[info["dtype"]]
+            tensor = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+            yield name, tensor.reshape(info["shape"])
+
+
+def read_pickle(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """A ``pytorch_model.bin`` (a zip of pickled tensors), memory-mapped and read with weights_only=True: no
+    code in the file runs. After each tensor is used its pages are handed back to the OS (``release_pages``)."""
+    for name, tensor in torch.load(path, map_location="cpu", mmap=True, weights_only=True).items():
+        yield name, tensor
+        release_pages(tensor)
+
+
+def release_pages(tensor: torch.Tensor) -> None:
+    """Let Linux drop the resident pages of a memory-mapped, unmodified tensor (they are re-read from the file if
+    touched again). Without this, every page of a 12 GB ``.bin`` read once stays counted in the process's RAM."""
+    if sys.platform != "linux" or tensor.numel() == 0:
+        return
+    storage = tensor.untyped_storage()
+    start = storage.data_ptr() - storage.data_ptr() % mmap.PAGESIZE
+    length = storage.data_ptr() + storage.nbytes() - start
+    ctypes.CDLL(None).madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), 4)  # 4: MADV_DONTNEED
 
 
 def check_device(device) -> torch.device:
@@ -178,12 +217,16 @@ def put_tensor(model, expected, name, tensor, dtype, device) -> None:
 
 
 def save(model, path, dtype=None) -> Path:
-    """Write ``config.json`` and ``model.safetensors``; ``transformers``' ``from_pretrained`` reads them."""
+    """Write ``config.json`` and ``model.safetensors``; ``transformers``' ``from_pretrained`` reads them.
+
+    dtype: store the weights in this dtype (fp16 halves the file); config.json keeps the model's own dtype,
+    which is what ``transformers`` loads into by default.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     config = copy.deepcopy(model.config)
     config.architectures = [type(model).__name__]
-    config.dtype = dtype or model.dtype
+    config.dtype = model.dtype  # the dtype to compute in; `dtype` only sets how the weights are stored
     config.save_pretrained(path)
     state = {name: t.detach().to("cpu", dtype or t.dtype).contiguous() for name, t in model.state_dict().items()}
     save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})

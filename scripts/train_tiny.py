@@ -192,7 +192,9 @@ def save_state(path: Path, model, optimizer, step, elapsed, generator) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--minutes", type=float, default=75, help="time budget; the LR schedule follows it")
+    p.add_argument("--minutes", type=float, default=85, help="time budget (stops here at the latest)")
+    p.add_argument("--steps", type=int, default=None, help="step budget; the LR schedule follows whichever "
+                   "budget, steps or minutes, is nearer its end")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch", type=int, default=None, help="windows per step (default 8 on CPU, 64 on GPU)")
     p.add_argument("--seq", type=int, default=512)
@@ -236,9 +238,10 @@ def main(argv=None):
     budget, start, last_save = args.minutes * 60, time.time() - elapsed, time.time()
     bar = tqdm(total=int(budget), initial=int(elapsed), unit="s", desc="training", dynamic_ncols=True)
     model.train()
-    while (elapsed := time.time() - start) < budget:
+    while (progress := max((time.time() - start) / budget, step / (args.steps or float("inf")))) < 1:
+        elapsed = time.time() - start
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(elapsed / budget, args.lr)
+            group["lr"] = learning_rate(progress, args.lr)
         x = batches(train_c, batch, args.seq + 1, generator).to(device)
         loss = training_loss(model, x, autocast)
         loss.backward()

@@ -1,0 +1,141 @@
+"""Checkpoints in the Hugging Face layout: written by transformers, read by us, and the other way round."""
+
+import copy
+import json
+
+import pytest
+import torch
+import transformers
+from conftest import make_config, make_pair
+
+import gptj_teach as gt
+from gptj_teach.checkpoint import CheckpointError
+
+IDS = torch.tensor([[5, 17, 33, 2, 90, 41, 7]])
+
+
+@pytest.fixture(scope="module")
+def reference():
+    hf, _ = make_pair(make_config("odd"))
+    with torch.no_grad():
+        logits = hf(IDS).logits
+    return hf, logits
+
+
+def save_bin(model, path, shards=1):
+    """The pre-safetensors layout: pytorch_model.bin, or shards with pytorch_model.bin.index.json."""
+    model.config.save_pretrained(path)
+    names = list(model.state_dict())
+    if shards == 1:
+        torch.save(model.state_dict(), path / "pytorch_model.bin")
+        return
+    weight_map = {}
+    for i in range(shards):
+        file = f"pytorch_model-{i + 1:05d}-of-{shards:05d}.bin"
+        part = {n: model.state_dict()[n] for n in names[i::shards]}
+        torch.save(part, path / file)
+        weight_map.update(dict.fromkeys(part, file))
+    (path / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+
+
+@pytest.mark.parametrize("layout", ["safetensors", "sharded-safetensors", "bin", "sharded-bin"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_transformers_checkpoints_load_and_give_the_reference_logits(reference, tmp_path, layout, dtype):
+    hf = copy.deepcopy(reference[0]).to(dtype)
+    if layout == "safetensors":
+        hf.save_pretrained(tmp_path)
+    elif layout == "sharded-safetensors":
+        hf.save_pretrained(tmp_path, max_shard_size="20KB")
+        assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
+    else:
+        save_bin(hf, tmp_path, shards=3 if layout == "sharded-bin" else 1)
+    model, tok = gt.load(tmp_path, dtype=dtype)
+    with torch.no_grad():
+        theirs = transformers.GPTJForCausalLM.from_pretrained(tmp_path, dtype=dtype).eval()(IDS).logits
+        assert torch.equal(model(IDS, output_attentions=True).logits, theirs)
+    assert model.dtype == dtype and not model.training and len(tok) == 50400
+
+
+def test_pytorch_model_bin_written_by_torch_save_loads(reference, tmp_path):
+    hf, logits = reference
+    hf.config.save_pretrained(tmp_path)
+    state = dict(hf.state_dict())
+    state["transformer.h.0.attn.bias"] = torch.ones(1, 1, 8, 8, dtype=torch.bool)  # legacy buffers, dropped
+    state["transformer.h.0.attn.masked_bias"] = torch.tensor(-1e9)
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    model, _ = gt.load(tmp_path)
+    with torch.no_grad():
+        assert (model(IDS).logits - logits).abs().max() <= 1e-5
+
+
+def test_our_checkpoint_loads_in_transformers(reference, tmp_path):
+    hf, logits = reference
+    ours = gt.GPTJForCausalLM.from_transformers(hf)
+    ours.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "gptj" and config["architectures"] == ["GPTJForCausalLM"]
+    with torch.no_grad():
+        reloaded = transformers.GPTJForCausalLM.from_pretrained(tmp_path).eval()
+        assert torch.equal(reloaded(IDS).logits, logits)
+
+
+def test_fp16_save_loads_back_as_fp32(reference, tmp_path):
+    hf, logits = reference
+    gt.GPTJForCausalLM.from_transformers(hf).save_pretrained(tmp_path, dtype=torch.float16)
+    model, _ = gt.load(tmp_path)
+    assert model.dtype == torch.float32
+    with torch.no_grad():
+        assert (model(IDS).logits - logits).abs().max() < 1e-2  # fp16 rounding of the weights only
+
+
+def test_loading_does_not_keep_views_of_the_file(reference, tmp_path):
+    hf, logits = reference
+    save_bin(hf, tmp_path)
+    model, _ = gt.load(tmp_path)
+    for path in tmp_path.iterdir():
+        path.unlink()  # the model must not depend on the memory-mapped file any more
+    with torch.no_grad():
+        assert (model(IDS).logits - logits).abs().max() <= 1e-5
+
+
+def test_hub_id_goes_through_huggingface_hub(reference, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    hf, logits = reference
+    hf.save_pretrained(tmp_path)  # a local mirror of the "hub" repository
+    calls = {}
+
+    def list_repo_files(repo_id, revision=None):
+        calls["list"] = (repo_id, revision)
+        return [p.name for p in tmp_path.iterdir()] + ["README.md", "pytorch_model.bin"]
+
+    def snapshot_download(repo_id, revision=None, allow_patterns=None):
+        calls["download"] = (repo_id, revision, allow_patterns)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", list_repo_files)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    model, _ = gt.load("SomeOrg/gpt-j-mini", revision="float16")
+    assert calls["list"] == ("SomeOrg/gpt-j-mini", "float16")
+    assert calls["download"] == ("SomeOrg/gpt-j-mini", "float16", ["config.json", "model.safetensors"])
+    with torch.no_grad():
+        assert (model(IDS).logits - logits).abs().max() <= 1e-5
+
+
+def test_hub_download_failure_is_explained(monkeypatch):
+    import huggingface_hub
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", offline)
+    with pytest.raises(CheckpointError, match="internet connection"):
+        gt.load("EleutherAI/gpt-j-6B", revision="float16")
+
+
+def test_cuda_requested_without_a_gpu_is_explained(reference, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")  # pragma: no cover
+    reference[0].save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="no CUDA GPU"):
+        gt.load(tmp_path, device="cuda")

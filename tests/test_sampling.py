@@ -1,0 +1,155 @@
+"""Sampling: the pure functions obey their laws (hypothesis), and generate picks transformers' tokens."""
+
+import math
+
+import pytest
+import torch
+import transformers
+from conftest import left_padded_batch, make_config, make_pair
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gptj_teach as gt
+from gptj_teach.sampling import logits_to_probs, temperature_scale, top_k_filter, top_p_filter
+
+logit_rows = st.builds(lambda seed, n, scale: torch.randn(n, generator=torch.Generator().manual_seed(seed)) * scale,
+                       st.integers(0, 2**31 - 1), st.integers(1, 300), st.floats(0.1, 20))
+
+
+@settings(max_examples=200, deadline=None)
+@given(logit_rows, st.floats(0.01, 1.0))
+def test_top_p_keeps_the_minimal_most_likely_prefix_reaching_p(logits, p):
+    probs = logits.softmax(-1)
+    kept = torch.isfinite(top_p_filter(logits, p))
+    order = probs.argsort(descending=True)
+    kept_sorted = kept[order]
+    n = int(kept_sorted.sum())
+    assert n >= 1 and kept_sorted[:n].all()  # a prefix of the most likely tokens
+    mass = probs[order].cumsum(0)
+    assert mass[n - 1] >= p - 1e-6 or n == len(logits)  # reaches p ...
+    if n > 1:  # ... and is minimal: without its least likely member it would not (ties aside)
+        assert mass[n - 2] < p + 1e-6 or probs[order][n - 1] == probs[order][n - 2]
+
+
+@settings(max_examples=100, deadline=None)
+@given(logit_rows)
+def test_top_p_one_and_top_k_zero_change_nothing(logits):
+    assert torch.equal(top_p_filter(logits, 1.0), logits)
+    assert torch.equal(top_k_filter(logits, 0), logits)
+
+
+@settings(max_examples=150, deadline=None)
+@given(logit_rows, st.floats(0.05, 5.0), st.integers(0, 50), st.floats(0.01, 1.0))
+def test_the_result_is_a_distribution(logits, temperature, k, p):
+    probs = logits_to_probs(logits, temperature, k, p)
+    assert (probs >= 0).all() and math.isclose(probs.sum().item(), 1.0, rel_tol=1e-5)
+    assert (probs > 0).sum() <= (k or len(logits)) or k == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(logit_rows, st.floats(0.05, 5.0))
+def test_temperature_keeps_the_argmax(logits, temperature):
+    assert temperature_scale(logits, temperature).argmax() == logits.argmax()
+
+
+@settings(max_examples=100, deadline=None)
+@given(logit_rows, st.integers(1, 60))
+def test_top_k_keeps_k_tokens_unless_tied(logits, k):
+    kept = torch.isfinite(top_k_filter(logits, k))
+    assert kept.sum() == min(k, len(logits)) or len(torch.unique(logits)) < len(logits)
+
+
+@settings(max_examples=100, deadline=None)
+@given(logit_rows, st.floats(0.05, 5.0), st.integers(0, 50), st.floats(0.01, 1.0))
+def test_pipeline_equals_transformers_warpers(logits, temperature, k, p):
+    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+
+    scores = TemperatureLogitsWarper(temperature)(None, logits[None])
+    scores = TopKLogitsWarper(k)(None, scores) if k else scores
+    scores = TopPLogitsWarper(p)(None, scores) if p < 1 else scores
+    assert torch.equal(logits_to_probs(logits[None], temperature, k, p), scores.softmax(-1))
+
+
+SETTINGS = [dict(do_sample=False)] + [
+    dict(do_sample=True, temperature=t, top_k=k, top_p=p)
+    for t in (0.7, 1.3) for k in (0, 40) for p in (0.5, 0.9, 1.0)]
+
+
+@pytest.fixture(scope="module")
+def eos_pair():
+    return make_pair(make_config("small", eos_token_id=3, bos_token_id=3))
+
+
+@pytest.mark.parametrize("kwargs", SETTINGS, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+def test_generate_equals_transformers_token_for_token(eos_pair, kwargs):
+    hf, ours = eos_pair
+    ids, mask, _ = left_padded_batch()
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        theirs = hf.generate(ids, attention_mask=mask, max_new_tokens=24, pad_token_id=3, **kwargs)
+        torch.manual_seed(seed)
+        mine = gt.generate(ours, ids, attention_mask=mask, max_new_tokens=24, **kwargs)
+        assert torch.equal(mine, theirs), f"seed {seed}"
+
+
+def test_generate_stops_at_eos_like_transformers(eos_pair):
+    hf, ours = eos_pair
+    ids = torch.tensor([[5, 9, 11]])
+    hits = 0
+    for seed in range(30):  # sample until some rows hit eos (id 3) before the end
+        torch.manual_seed(seed)
+        theirs = hf.generate(ids, max_new_tokens=40, do_sample=True, temperature=2.0, top_k=0, pad_token_id=3)
+        torch.manual_seed(seed)
+        mine = gt.generate(ours, ids, max_new_tokens=40, do_sample=True, temperature=2.0)
+        assert torch.equal(mine, theirs)
+        hits += theirs.shape[1] < 43
+    assert hits > 0  # the eos path was exercised
+
+
+def test_transformers_default_top_k_50_is_a_trap(eos_pair):
+    hf, ours = eos_pair
+    ids = torch.tensor([[5, 9, 11]])
+    differ = 0
+    for seed in range(3):  # only temperature given: transformers fills in its global default top_k = 50
+        torch.manual_seed(seed)
+        theirs = hf.generate(ids, max_new_tokens=30, do_sample=True, temperature=1.5, pad_token_id=3)
+        torch.manual_seed(seed)
+        assert torch.equal(gt.generate(ours, ids, max_new_tokens=30, do_sample=True, temperature=1.5, top_k=50), theirs)
+        torch.manual_seed(seed)
+        differ += not torch.equal(gt.generate(ours, ids, max_new_tokens=30, do_sample=True, temperature=1.5), theirs)
+    assert differ > 0  # with our default top_k = 0 the tokens are not the same
+
+
+def test_max_new_tokens_zero_returns_the_prompt(eos_pair):
+    ids = torch.tensor([[5, 9, 11]])
+    assert torch.equal(gt.generate(eos_pair[1], ids, max_new_tokens=0), ids)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(do_sample=True, temperature=0.0), "temperature"), (dict(do_sample=True, temperature=-1.0), "temperature"),
+    (dict(do_sample=True, temperature=float("inf")), "temperature"), (dict(top_p=0.0), "top_p"),
+    (dict(top_p=1.5), "top_p"), (dict(top_p=float("nan")), "top_p"), (dict(top_k=-1), "top_k"),
+    (dict(max_new_tokens=-1), "max_new_tokens"), (dict(max_new_tokens=62), "n_positions"),
+])
+def test_bad_settings_are_refused_before_generating(eos_pair, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gt.generate(eos_pair[1], torch.tensor([[5, 9, 11]]), **{"max_new_tokens": 5, **kwargs})
+
+
+def test_greedy_ignores_temperature_zero(eos_pair):
+    ids = torch.tensor([[5, 9, 11]])
+    assert torch.equal(gt.generate(eos_pair[1], ids, max_new_tokens=5, temperature=0.0),
+                       gt.generate(eos_pair[1], ids, max_new_tokens=5))
+
+
+def test_empty_prompt_is_refused(eos_pair):
+    with pytest.raises(ValueError, match="empty"):
+        gt.generate(eos_pair[1], torch.zeros(1, 0, dtype=torch.long), max_new_tokens=3)
+
+
+def test_transformers_model_can_be_wrapped_and_generated_from():
+    hf = transformers.GPTJForCausalLM(make_config("odd")).eval()
+    ours = gt.GPTJForCausalLM.from_transformers(hf)
+    ids = torch.tensor([[1, 2, 3]])
+    assert torch.equal(gt.generate(ours, ids, max_new_tokens=6), hf.generate(ids, max_new_tokens=6, do_sample=False))
