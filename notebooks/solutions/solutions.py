@@ -1,0 +1,112 @@
+"""Solutions to the exercises at the end of each notebook. Try the exercise first: the hints are there to help.
+
+Each solution is what a learner would write in the notebook, checked the same way:
+
+    import gptj_teach as gt
+    gt.exercises.check_merge_pair(merge_pair)          # ✅ Right! ...
+
+Run ``python notebooks/solutions/solutions.py`` to check them all. It is a .py file on purpose, so that
+nbval does not execute it with the notebooks.
+"""
+
+import torch
+
+
+# 00_start_here ----------------------------------------------------------------------------------------------
+def memory_fp16_gb() -> float:
+    """GB (1e9 bytes) of GPT-J 6B's weights in fp16: count the parameters from the shapes, x 2 bytes."""
+    d, n_layer, vocab = 4096, 28, 50400
+    per_layer = 2 * d + 4 * d * d + (d * 4 * d + 4 * d) + (4 * d * d + d)  # ln_1, q/k/v/out, fc_in, fc_out
+    params = vocab * d + n_layer * per_layer + 2 * d + (d * vocab + vocab)  # wte, blocks, ln_f, lm_head (+ bias)
+    return params * 2 / 1e9
+
+
+# 01_tokenizer ------------------------------------------------------------------------------------------------
+def merge_pair(symbols: list[str], pair: tuple[str, str]) -> list[str]:
+    """Replace every occurrence of ``pair``, left to right, without overlaps, by the two symbols joined."""
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
+
+
+# 02_rotary ---------------------------------------------------------------------------------------------------
+def rotate_every_two(x: torch.Tensor) -> torch.Tensor:
+    """(x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...): adjacent pairs, not the two halves."""
+    even, odd = x[..., 0::2], x[..., 1::2]  # (..., d // 2) each
+    return torch.stack((-odd, even), dim=-1).flatten(-2)  # (..., d // 2, 2) -> (..., d)
+
+
+# 03_attention ------------------------------------------------------------------------------------------------
+def causal_mask(q_len: int, kv_len: int) -> torch.Tensor:
+    """True where query i (at position kv_len - q_len + i) may attend key j: j <= its position."""
+    return torch.ones(q_len, kv_len, dtype=torch.bool).tril(diagonal=kv_len - q_len)
+
+
+# 04_parallel_block -------------------------------------------------------------------------------------------
+def parallel_block(block, x, position_ids, mask):
+    """x + attn(ln_1(x)) + mlp(ln_1(x)): one LayerNorm feeds both branches."""
+    h = block.ln_1(x)
+    attn_out = block.attn(h, position_ids, mask)[0]  # block.attn returns (output, kv cache, weights)
+    return attn_out + block.mlp(h) + x
+
+
+# 05_model_heads_and_checkpoint -------------------------------------------------------------------------------
+def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """The rightmost non-pad position of each row: the largest index among the real tokens."""
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
+    return (positions * (input_ids != pad_token_id)).argmax(dim=-1)  # (batch,)
+
+
+# 06_sampling -------------------------------------------------------------------------------------------------
+def top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the most likely tokens until their probability reaches p; the rest become -inf."""
+    sorted_logits, order = torch.sort(logits, descending=True)  # (..., vocab), most likely first
+    mass_before = sorted_logits.softmax(-1).cumsum(-1) - sorted_logits.softmax(-1)  # mass of the better ones
+    drop_sorted = mass_before >= p  # p is already reached without this token
+    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+# 07_attention_visualization ----------------------------------------------------------------------------------
+def previous_token_head(model, tok, text: str) -> tuple[int, int]:
+    """The (layer, head) whose attention from each token to the one just before it is highest on average."""
+    ids = tok(text, return_tensors="pt").input_ids  # (1, seq)
+    with torch.no_grad():
+        attentions = model(ids, output_attentions=True).attentions  # per layer: (1, heads, seq, seq)
+    scores = torch.stack([a[0].diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1) for a in attentions])  # (layer, head)
+    layer, head = divmod(scores.argmax().item(), scores.shape[1])
+    return layer, head
+
+
+# 08_use_cases ------------------------------------------------------------------------------------------------
+def truncate_at_stop(text: str, stop: str) -> str:
+    """Everything before the first ``stop``; the whole text when it never occurs."""
+    index = text.find(stop)
+    return text if index == -1 else text[:index]
+
+
+# 09_speed_and_precision --------------------------------------------------------------------------------------
+def kv_cache_bytes_per_token() -> int:
+    """GPT-J 6B in fp16: per token, every layer caches a key and a value vector of n_embd numbers."""
+    n_layer, n_embd, fp16_bytes = 28, 4096, 2
+    return 2 * n_layer * n_embd * fp16_bytes
+
+
+if __name__ == "__main__":
+    import gptj_teach as gt
+
+    model, tok = gt.load("tiny")
+    ex = gt.exercises
+    head = previous_token_head(model, tok, ex.PREVIOUS_TOKEN_TEXT)
+    results = [ex.check_memory_fp16_gb(memory_fp16_gb()), ex.check_merge_pair(merge_pair),
+               ex.check_rotate_every_two(rotate_every_two), ex.check_causal_mask(causal_mask),
+               ex.check_parallel_block(parallel_block), ex.check_last_token_index(last_token_index),
+               ex.check_top_p(top_p), ex.check_previous_token_head(head), ex.check_truncate_at_stop(truncate_at_stop),
+               ex.check_kv_cache_bytes_per_token(kv_cache_bytes_per_token())]
+    print(f"{sum(results)} of {len(results)} solutions pass")

@@ -1,0 +1,266 @@
+"""The notebook exercises: each check accepts the solution in notebooks/solutions, rejects the plausible wrong
+answers with the right hint, and says "Not yet" (without raising) to the placeholders the notebooks ship."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from conftest import make_config
+
+import gptj_teach as gt
+
+ex = gt.exercises
+SOLUTIONS_PATH = Path(__file__).parents[1] / "notebooks" / "solutions" / "solutions.py"
+spec = importlib.util.spec_from_file_location("solutions", SOLUTIONS_PATH)
+sol = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sol)
+
+CONFIG_6B = transformers.GPTJConfig()
+FUNCTION_CHECKS = {  # check -> the solution function
+    ex.check_merge_pair: sol.merge_pair, ex.check_rotate_every_two: sol.rotate_every_two,
+    ex.check_causal_mask: sol.causal_mask, ex.check_parallel_block: sol.parallel_block,
+    ex.check_last_token_index: sol.last_token_index, ex.check_top_p: sol.top_p,
+    ex.check_truncate_at_stop: sol.truncate_at_stop}
+
+
+def verdict(check, answer, capsys):
+    """(returned value, printed text) of one check."""
+    ok = check(answer)
+    return ok, capsys.readouterr().out
+
+
+def rejected(check, answer, capsys, *hint_words):
+    """The check says Not yet, with every word of hint_words in its hint."""
+    ok, out = verdict(check, answer, capsys)
+    assert ok is False and out.startswith("❌ Not yet: "), out
+    for word in hint_words:
+        assert word in out, f"{word!r} missing from hint: {out}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return gt.load("tiny")
+
+
+@pytest.mark.parametrize("check", list(FUNCTION_CHECKS), ids=lambda c: c.__name__)
+def test_function_checks_accept_the_solution_and_reject_placeholders(check, capsys):
+    ok, out = verdict(check, FUNCTION_CHECKS[check], capsys)
+    assert ok is True and out.startswith("✅ Right! "), out
+
+    def placeholder(*args):
+        ...  # your code here
+
+    rejected(check, placeholder, capsys, "returned None")
+    rejected(check, None, capsys, "pass your function itself")
+
+    def crashes(*args):
+        return 1 / 0
+
+    rejected(check, crashes, capsys, "your function raised ZeroDivisionError: division by zero")
+
+
+def test_numeric_checks_accept_the_solutions(tiny, capsys):
+    model, tok = tiny
+    assert verdict(ex.check_memory_fp16_gb, sol.memory_fp16_gb(), capsys)[0] is True
+    assert verdict(ex.check_kv_cache_bytes_per_token, sol.kv_cache_bytes_per_token(), capsys)[0] is True
+    head = sol.previous_token_head(model, tok, ex.PREVIOUS_TOKEN_TEXT)
+    assert verdict(ex.check_previous_token_head, head, capsys)[0] is True
+
+
+@pytest.mark.parametrize("check", [ex.check_memory_fp16_gb, ex.check_kv_cache_bytes_per_token,
+                                   ex.check_previous_token_head], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("placeholder", [None, "12", [1], float("nan")], ids=repr)
+def test_answer_checks_reject_placeholders_without_raising(check, placeholder, capsys):
+    rejected(check, placeholder, capsys)
+
+
+# ---- wrong answers, one or more per exercise, each with the hint it should get ------------------------------
+def fp16_gb(params):
+    return params * 2 / 1e9
+
+
+def test_memory_wrong_answers_get_their_hint_and_never_the_answer(capsys):
+    with torch.device("meta"):
+        params = sum(p.numel() for p in transformers.GPTJForCausalLM(CONFIG_6B).parameters())
+    right = fp16_gb(params)
+    assert verdict(ex.check_memory_fp16_gb, 12.0, capsys)[0] is True  # "6B x 2 bytes" is close enough
+    lm_head = CONFIG_6B.n_embd * CONFIG_6B.vocab_size + CONFIG_6B.vocab_size
+    outs = [rejected(ex.check_memory_fp16_gb, params * 4 / 1e9, capsys, "4 bytes"),
+            rejected(ex.check_memory_fp16_gb, params * 2 / 2**30, capsys, "GiB"),
+            rejected(ex.check_memory_fp16_gb, fp16_gb(params - lm_head), capsys, "lm_head"),
+            rejected(ex.check_memory_fp16_gb, params * 2, capsys, "bytes"),
+            rejected(ex.check_memory_fp16_gb, 30.0, capsys, "too high"),
+            rejected(ex.check_memory_fp16_gb, 9.0, capsys, "too low")]
+    for out in outs:
+        assert not any(f"{right:{fmt}}" in out for fmt in (".1f", ".2f", ".3g", ".0f")), out
+
+
+def test_kv_cache_wrong_answers_get_their_hint_and_never_the_answer(capsys):
+    n_layer, n_embd = CONFIG_6B.n_layer, CONFIG_6B.n_embd
+    right = 2 * n_layer * n_embd * 2
+    outs = [rejected(ex.check_kv_cache_bytes_per_token, n_layer * n_embd * 2, capsys, "K *and* V"),
+            rejected(ex.check_kv_cache_bytes_per_token, 2 * n_layer * n_embd * 4, capsys, "fp32"),
+            rejected(ex.check_kv_cache_bytes_per_token, 2 * n_embd * 2, capsys, "one layer"),
+            rejected(ex.check_kv_cache_bytes_per_token, 10**7, capsys, "too high"),
+            rejected(ex.check_kv_cache_bytes_per_token, 1000, capsys, "too low")]
+    for out in outs:
+        assert str(right) not in out and f"{right:,}" not in out and f"{right / 1e6:.2f}" not in out, out
+
+
+def test_merge_pair_wrong_answers(capsys):
+    def first_only(symbols, pair):
+        for i in range(len(symbols) - 1):
+            if (symbols[i], symbols[i + 1]) == pair:
+                return symbols[:i] + [symbols[i] + symbols[i + 1]] + symbols[i + 2:]
+        return list(symbols)
+
+    def overlapping(symbols, pair):  # merges a|a and then a|a again in "aaa"
+        return [a + b if (a, b) == pair else a for a, b in zip(symbols, symbols[1:] + [""])] if symbols else []
+
+    def in_place(symbols, pair):
+        symbols[:] = sol.merge_pair(symbols, pair)
+        return symbols
+
+    rejected(ex.check_merge_pair, first_only, capsys, "your function returned")
+    rejected(ex.check_merge_pair, overlapping, capsys, "never overlap")
+    rejected(ex.check_merge_pair, in_place, capsys, "in place")
+    rejected(ex.check_merge_pair, lambda s, p: tuple(sol.merge_pair(s, p)), capsys, "list")
+
+
+def test_rotate_every_two_wrong_answers(capsys):
+    def rotate_half(x):  # Llama / GPT-NeoX
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((-x2, x1), dim=-1)
+
+    rejected(ex.check_rotate_every_two, rotate_half, capsys, "half-split")
+    rejected(ex.check_rotate_every_two, lambda x: -sol.rotate_every_two(x), capsys, "signs")
+    rejected(ex.check_rotate_every_two, lambda x: torch.cat((-x[..., 1::2], x[..., ::2]), -1), capsys, "interleave")
+    rejected(ex.check_rotate_every_two, lambda x: sol.rotate_every_two(x).float(), capsys, "dtype")
+    rejected(ex.check_rotate_every_two, lambda x: sol.rotate_every_two(x)[..., :-1], capsys, "shape")
+
+
+def test_causal_mask_wrong_answers(capsys):
+    rejected(ex.check_causal_mask, lambda q, kv: torch.ones(q, kv, dtype=torch.bool).tril(), capsys, "LAST q_len")
+    rejected(ex.check_causal_mask, lambda q, kv: sol.causal_mask(q, kv).float(), capsys, "bool", "convert")
+    additive = lambda q, kv: torch.zeros(q, kv).masked_fill(~sol.causal_mask(q, kv), -math.inf)  # noqa: E731
+    rejected(ex.check_causal_mask, additive, capsys, "bool")
+    rejected(ex.check_causal_mask, lambda q, kv: ~sol.causal_mask(q, kv), capsys, "later keys")
+    rejected(ex.check_causal_mask, lambda q, kv: torch.ones(q, kv, dtype=torch.bool).tril(kv - q - 1), capsys,
+             "themselves")
+
+
+def test_parallel_block_wrong_answers(capsys):
+    def sequential(block, x, position_ids, mask):  # GPT-2 style
+        x = x + block.attn(block.ln_1(x), position_ids, mask)[0]
+        return x + block.mlp(block.ln_1(x))
+
+    def no_residual(block, x, position_ids, mask):
+        h = block.ln_1(x)
+        return block.attn(h, position_ids, mask)[0] + block.mlp(h)
+
+    def no_layernorm(block, x, position_ids, mask):
+        return x + block.attn(x, position_ids, mask)[0] + block.mlp(x)
+
+    def whole_tuple(block, x, position_ids, mask):
+        return block(x, position_ids, mask)
+
+    rejected(ex.check_parallel_block, sequential, capsys, "GPT-2's sequential")
+    rejected(ex.check_parallel_block, no_residual, capsys, "residual")
+    rejected(ex.check_parallel_block, no_layernorm, capsys, "ln_1(x)")
+    rejected(ex.check_parallel_block, whole_tuple, capsys, "tuple")
+
+
+def test_parallel_block_check_leaves_the_global_random_stream_alone(capsys):
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    ex.check_parallel_block(sol.parallel_block)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_last_token_index_wrong_answers(capsys):
+    rejected(ex.check_last_token_index, lambda ids, pad: torch.full((ids.shape[0],), ids.shape[1] - 1), capsys,
+             "padding included")
+    rejected(ex.check_last_token_index, lambda ids, pad: (ids != pad).sum(-1) - 1, capsys, "right padding only")
+    rejected(ex.check_last_token_index, lambda ids, pad: sol.last_token_index(ids, pad).float(), capsys, "integer")
+    assert verdict(ex.check_last_token_index, lambda ids, pad: sol.last_token_index(ids, pad).int(), capsys)[0]
+
+
+@torch.no_grad()
+def test_last_token_reference_is_where_the_sequence_classifier_reads():
+    """The rule the check uses is the one GPTJForSequenceClassification (ours and transformers') applies."""
+    config = make_config("small", pad_token_id=0, num_labels=3)
+    torch.manual_seed(0)
+    hf = transformers.GPTJForSequenceClassification(config).eval()
+    ids = torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 8, 9], [0, 0, 5, 6, 7], [5, 0, 6, 0, 0]])
+    per_token = hf.score(hf.transformer(ids).last_hidden_state)  # (batch, seq, labels)
+    index = ex._reference_last_token_index(ids, 0)
+    assert torch.equal(per_token[torch.arange(4), index], hf(ids).logits)
+    ours = gt.GPTJForSequenceClassification.from_transformers(hf).eval()
+    assert torch.allclose(per_token[torch.arange(4), index], ours(ids).logits, atol=1e-5)
+
+
+def top_p_by_count(extra, most_likely=True):
+    """A top-p that keeps `extra` more (or fewer) tokens than the right answer, the most (or least) likely ones."""
+    def top_p(logits, p):
+        right_kept = (~torch.isneginf(sol.top_p(logits, p))).sum(-1, keepdim=True)  # (..., 1)
+        order = logits.argsort(-1, descending=most_likely).argsort(-1)  # rank of every token, 0 = kept first
+        return logits.masked_fill(order >= (right_kept + extra).clamp(min=0), -math.inf)
+    return top_p
+
+
+def test_top_p_wrong_answers(capsys):
+    def probabilities(logits, p):
+        return sol.top_p(logits, p).softmax(-1)
+
+    def zero_not_inf(logits, p):
+        return torch.where(torch.isneginf(sol.top_p(logits, p)), 0.0, logits)
+
+    assert verdict(ex.check_top_p, top_p_by_count(0), capsys)[0] is True  # the helper itself is right
+    rejected(ex.check_top_p, top_p_by_count(+1), capsys, "too many")
+    rejected(ex.check_top_p, top_p_by_count(-1), capsys, "too few")
+    rejected(ex.check_top_p, probabilities, capsys, "not probabilities")
+    rejected(ex.check_top_p, zero_not_inf, capsys, "-inf")
+    rejected(ex.check_top_p, lambda logits, p: logits.clone(), capsys, "too many")  # forgot to filter at all
+    rejected(ex.check_top_p, top_p_by_count(0, most_likely=False), capsys, "MOST likely")
+    rejected(ex.check_top_p, lambda logits, p: sol.top_p(logits, p) * 2, capsys, "unchanged")
+
+
+def test_truncate_at_stop_wrong_answers(capsys):
+    rejected(ex.check_truncate_at_stop, lambda t, s: t[:t.find(s)], capsys, "does not occur")
+    including = lambda t, s: t[:t.find(s) + len(s)] if s in t else t  # noqa: E731
+    rejected(ex.check_truncate_at_stop, including, capsys, "stop string itself")
+    rejected(ex.check_truncate_at_stop, lambda t, s: t.rpartition(s)[0] if s in t else t, capsys, "FIRST")
+    rejected(ex.check_truncate_at_stop, lambda t, s: t.split(s), capsys, "str")
+
+
+@torch.no_grad()
+def previous_token_scores_from_transformers():
+    """(layer, head) previous-token scores of the tiny checkpoint, computed with transformers' GPT-J."""
+    hf = transformers.GPTJForCausalLM.from_pretrained(gt.checkpoint.TINY, attn_implementation="eager").eval()
+    ids = gt.load_tokenizer()(ex.PREVIOUS_TOKEN_TEXT, return_tensors="pt").input_ids
+    attentions = hf(ids, output_attentions=True).attentions  # per layer (1, heads, seq, seq)
+    return torch.stack([a[0, :, torch.arange(1, ids.shape[1]), torch.arange(ids.shape[1] - 1)].float().mean(-1)
+                        for a in attentions])  # (layer, head): weight of token i on token i - 1
+
+
+def test_previous_token_head_agrees_with_transformers(capsys):
+    scores = previous_token_scores_from_transformers()
+    best = divmod(scores.argmax().item(), scores.shape[1])
+    worst = divmod(scores.argmin().item(), scores.shape[1])
+    assert verdict(ex.check_previous_token_head, best, capsys)[0] is True
+    assert verdict(ex.check_previous_token_head, list(best), capsys)[0] is True
+    assert verdict(ex.check_previous_token_head, tuple(torch.tensor(best)), capsys)[0] is True
+    if scores[worst] < scores.max() - ex.PREVIOUS_TOKEN_MARGIN:
+        out = rejected(ex.check_previous_token_head, worst, capsys, "previous token")
+        assert str(best) not in out  # the hint never names the answer
+    if best[0] + 1 < scores.shape[0] and best[1] + 1 < scores.shape[1]:
+        one_based = (best[0] + 1, best[1] + 1)
+        if scores[one_based] < scores.max() - ex.PREVIOUS_TOKEN_MARGIN:
+            rejected(ex.check_previous_token_head, one_based, capsys, "counted from 0")
+    rejected(ex.check_previous_token_head, (scores.shape[0], 0), capsys, "layers go")
+    rejected(ex.check_previous_token_head, (1, 2, 3), capsys, "pair")
