@@ -21,7 +21,8 @@ from transformers.models.gptj.modeling_gptj import create_sinusoidal_positions
 
 import gptj_teach as gt
 
-CONFIGS = {"6b": {}, "small": dict(n_embd=256, n_head=4, rotary_dim=16, n_layer=2, n_positions=2048)}
+CONFIGS = {"6b": {}, "small": dict(n_embd=256, n_head=4, rotary_dim=16, n_layer=2, n_positions=2048),
+           "medium": dict(n_embd=1536, n_head=12, rotary_dim=32, n_layer=12, n_positions=2048)}
 
 
 def build(config, device, dtype):

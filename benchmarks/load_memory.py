@@ -23,10 +23,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gpu_decode import CONFIGS, build  # noqa: E402
 
 MEASURE = """
-import json, resource, sys, psutil, torch, gptj_teach as gt
-baseline = psutil.Process().memory_info().rss
+import json, sys, psutil, torch, gptj_teach as gt
+def high_water_mark():  # the peak RSS of this process so far (VmHWM; ru_maxrss would include the parent's)
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
+    return int(line.split()[1]) * 1024
+gt.load_tokenizer()  # built by gt.load too: count it in the baseline, not in the weights
+baseline = high_water_mark()
 model, _ = gt.load(sys.argv[1], dtype=torch.float16, device=sys.argv[2], progress=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+peak = high_water_mark()
 model_bytes = sum(p.nbytes for p in model.parameters())
 print(json.dumps({"baseline_gb": baseline / 1e9, "peak_above_baseline_gb": (peak - baseline) / 1e9,
                   "model_gb": model_bytes / 1e9,

@@ -157,6 +157,7 @@ def learning_rate(progress: float, peak: float, warmup: float = 0.03) -> float:
 def evaluate(model, ids: torch.Tensor, seq: int, max_windows=None, autocast=None) -> float:
     """Mean next-token loss (nats/token) over consecutive windows of ``ids`` (all of them, or the first few)."""
     model.eval()
+    seq = min(seq, len(ids))  # a held-out set shorter than one window is one window
     windows = ids[: len(ids) // seq * seq].view(-1, seq)[:max_windows]  # (n, seq)
     total, count = 0.0, 0
     for chunk in windows.split(8):
@@ -273,7 +274,8 @@ def finish(args, step, batch, seconds, valid_ids) -> None:
     for temperature in (0.7, 1.0):
         torch.manual_seed(0)
         ids = tok("def ", return_tensors="pt").input_ids
-        out = gt.generate(model, ids, max_new_tokens=120, do_sample=True, temperature=temperature, top_p=0.95)
+        new_tokens = min(120, model.config.n_positions - ids.shape[1])
+        out = gt.generate(model, ids, max_new_tokens=new_tokens, do_sample=True, temperature=temperature, top_p=0.95)
         samples[temperature] = tok.decode(out[0])
     hardware = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     write_card(args.out, dict(valid=valid, steps=step, tokens=step * batch * args.seq, minutes=seconds / 60,
