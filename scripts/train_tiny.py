@@ -35,6 +35,7 @@ from gptj_teach.checkpoint import TINY  # noqa: E402
 
 UNSEEN_BIAS = -20.0  # lm_head.bias of token ids that never occur in the training files
 HELD_OUT_EVERY = 50
+SAMPLE_PROMPT = "import os\nimport sys\n\n\ndef main("
 
 
 def stdlib_files(root=None) -> list[Path]:
@@ -207,6 +208,9 @@ def main(argv=None):
     p.add_argument("--save-minutes", type=float, default=5, help="save state and export this often")
     p.add_argument("--stdlib", default=None, help="train on another directory of .py files (tests use this)")
     args = p.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    with (args.work / "commands.txt").open("a") as f:  # the model card lists every run that made the model
+        f.write(" ".join(["python scripts/train_tiny.py"] + (argv or sys.argv[1:])) + "\n")
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     batch = args.batch or (64 if device.type == "cuda" else 8)
@@ -273,19 +277,19 @@ def finish(args, step, batch, seconds, valid_ids) -> None:
     samples = {}
     for temperature in (0.7, 1.0):
         torch.manual_seed(0)
-        ids = tok("def ", return_tensors="pt").input_ids
+        ids = tok(SAMPLE_PROMPT, return_tensors="pt").input_ids
         new_tokens = min(120, model.config.n_positions - ids.shape[1])
         out = gt.generate(model, ids, max_new_tokens=new_tokens, do_sample=True, temperature=temperature, top_p=0.95)
         samples[temperature] = tok.decode(out[0])
     hardware = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     write_card(args.out, dict(valid=valid, steps=step, tokens=step * batch * args.seq, minutes=seconds / 60,
-                              hardware=hardware, command=" ".join(["python scripts/train_tiny.py"] + sys.argv[1:]),
+                              hardware=hardware, commands=(args.work / "commands.txt").read_text().strip(),
                               samples=samples, n_valid=len(valid_ids)))
 
 
 def write_card(out: Path, facts: dict) -> None:
     """The model card: what it is, how it was made, how good it is, what it writes."""
-    samples = "\n".join(f"Temperature {t}, top-p 0.95, prompt `def `:\n\n```python\n{s}\n```\n"
+    samples = "\n".join(f"Temperature {t}, top-p 0.95, seed 0, prompt {SAMPLE_PROMPT!r}:\n\n```python\n{s}\n```\n"
                         for t, s in facts["samples"].items())
     (out / "README.md").write_text(f"""---
 license: mit
@@ -301,7 +305,12 @@ it knows nothing else. Weights are stored in fp16 (load them as fp32 on a CPU).
 
 - Corpus: the `.py` files of the Python {sys.version.split()[0]} standard library (site-packages excluded),
   sorted, joined with `<|endoftext|>`; every {HELD_OUT_EVERY}th file held out.
-- Command: `{facts['command']}` (`make tiny`)
+- Commands, in order (`make tiny` retrains from scratch in one run):
+
+```
+{facts['commands']}
+```
+
 - Hardware: {facts['hardware']}; {facts['minutes']:.1f} minutes, {facts['steps']:,} steps, {facts['tokens']:,} tokens.
 - Held-out loss: **{facts['valid']:.3f} nats/token** over {facts['n_valid']:,} tokens of held-out standard-library files.
 - Token ids that never occur in the training files have `lm_head.bias` = {UNSEEN_BIAS:g}: the model
