@@ -12,12 +12,16 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PYTEST_ARGS ?=
 
+# Use the CPU index only where it answers: a closed network would make pip retry it for every package.
+export REACHABLE_INDEX := import socket, sys, urllib.parse as u; url = sys.argv[1]; \
+	socket.create_connection((u.urlparse(url).hostname, 443), timeout=5); print("--extra-index-url", url)
+
 .PHONY: lab test tiny clean
 
 $(VENV)/.ready-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	$(PY) -m pip install --quiet "$(TORCH)" $$($(PY) -c "$$REACHABLE_INDEX" "$(TORCH_INDEX)" 2>/dev/null)
 	$(PY) -m pip install --quiet -e ".[$*]"
 	touch $@
 
