@@ -30,7 +30,9 @@ def test_both_libraries_load_it_to_the_same_logits_and_greedy_tokens():
     assert theirs.dtype == torch.float32  # config.json says float32; the file stores fp16
     ids = tok(PROMPT, return_tensors="pt").input_ids
     with torch.no_grad():
-        assert (ours(ids).logits - theirs(ids).logits).abs().max() <= 1e-5
+        reference = theirs(ids).logits  # |logits| reach ~20 on this trained model
+        assert (ours(ids, output_attentions=True).logits - reference).abs().max() <= 1e-5  # the plain path
+        assert (ours(ids).logits - reference).abs().max() <= 1e-4  # the fused path: fp32 rounding, ~1e-5 here
         expected = theirs.generate(ids, max_new_tokens=40, do_sample=False, pad_token_id=tok.eos_token_id)
     assert torch.equal(gt.generate(ours, ids, max_new_tokens=40), expected)
 
