@@ -26,7 +26,7 @@ $(VENV)/.ready-%: pyproject.toml
 	touch $@
 
 lab: $(VENV)/.ready-notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(VENV)/.ready-test
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
