@@ -28,7 +28,6 @@ import torch
 from torch.nn import functional as F
 
 from .attention import merge_heads, split_heads
-from .block import gelu_new
 from .rotary import apply_rotary
 from .sampling import decode_steps, next_token
 
@@ -53,7 +52,7 @@ def static_step(model, token, index, positions, key_mask, cache):
         v_cache.index_copy_(2, index[None], v.transpose(1, 2))
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k_cache, v_cache, attn_mask=allowed[:, None, None, :],
                                              scale=1 / math.sqrt(q.shape[-1]))  # (batch, heads, 1, head_dim)
-        x = attn.out_proj(merge_heads(out)) + block.mlp.fc_out(gelu_new(block.mlp.fc_in(h))) + x
+        x = attn.out_proj(merge_heads(out)) + block.mlp(h) + x  # the parallel block: attn + mlp + residual
     return model.lm_head(model.transformer.ln_f(x))[:, -1]  # (batch, vocab)
 
 

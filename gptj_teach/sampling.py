@@ -27,6 +27,8 @@ from collections.abc import Iterator
 
 import torch
 
+from .checks import check_input_ids
+
 
 def temperature_scale(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """``logits / temperature``. logits: (..., vocab)."""
@@ -138,8 +140,6 @@ def generate(model, input_ids, max_new_tokens=50, do_sample=False, temperature=1
 
 def check_length(model, input_ids, max_new_tokens) -> None:
     """The prompt must be a (batch, seq) id tensor and fit, with the new tokens, in n_positions."""
-    from .checks import check_input_ids
-
     n_positions = model.config.n_positions
     check_input_ids(input_ids, model.config.vocab_size, n_positions)
     if input_ids.shape[1] + max_new_tokens > n_positions:
