@@ -1,39 +1,85 @@
-# make lab   set up .venv and open the notebooks in JupyterLab (offline, on the shipped tiny model)
-# make test  set up .venv and run every test: unit, parity, property, notebooks (nbval), browser
-# make tiny  retrain the shipped tiny model (about 85 minutes on 2 CPU cores; minutes on a GPU)
+# make lab    set up .venv and open the notebooks in JupyterLab (offline, on the shipped tiny model)
+# make test   set up .venv and run every test: unit, parity, property, notebooks (nbval), browser
+# make lock   re-resolve requirements.lock (exact versions of every package) from pyproject's ranges
+# make wheel  build the wheel and sdist into dist/; make smoke: install the wheel elsewhere and use it
+# make tiny   retrain the shipped tiny model (about 85 minutes on 2 CPU cores; minutes on a GPU)
 #
-# torch: a CPU build by default, so that set-up is not a multi-GB CUDA download on a laptop.
-#   make test TORCH_INDEX=          PyPI's default build (CUDA on Linux)
-#   make test TORCH=torch==2.14.1   another version
+# Set-up installs requirements.lock with uv (itself pinned, installed from PyPI into the venv), so a fresh clone
+# gets the versions the suite passed with, today and next month. torch is the one package whose *build* depends
+# on the machine: the lock pins its version; the CPU build is taken where one is at hand (pip's find-links
+# folder, or the PyTorch CPU index when it answers), so a laptop does not download a multi-GB CUDA build.
+#   make test TORCH_INDEX=           PyPI's default build (CUDA on Linux)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-TORCH ?= torch==2.13.0
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.8
+LOCK := requirements.lock
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PYTEST_ARGS ?=
+TORCH_PIN := $(shell grep -m1 '^torch==' $(LOCK))
 
-# Use the CPU index only where it answers: a closed network would make pip retry it for every package.
+# Where a CPU build of torch can come from: pip's own find-links folder (set on machines that keep wheels on
+# disk), and the PyTorch CPU index only where it answers (a closed network would make uv retry it).
 export REACHABLE_INDEX := import socket, sys, urllib.parse as u; url = sys.argv[1]; \
 	socket.create_connection((u.urlparse(url).hostname, 443), timeout=5); print("--extra-index-url", url)
+TORCH_SOURCES = $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) \
+	$$($(PY) -c "$$REACHABLE_INDEX" "$(TORCH_INDEX)" 2>/dev/null)
+NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env
 
-.PHONY: lab test tiny clean
+.PHONY: lab test lock smoke wheel tiny clean
 
-$(VENV)/.ready-%: pyproject.toml
+$(VENV)/.ready: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)" $$($(PY) -c "$$REACHABLE_INDEX" "$(TORCH_INDEX)" 2>/dev/null)
-	$(PY) -m pip install --quiet -e ".[$*]"
+	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(UV) pip install --quiet --python $(PY) $(TORCH_SOURCES) "$(TORCH_PIN)"
+	$(UV) pip install --quiet --python $(PY) -r $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
-lab: $(VENV)/.ready-notebooks
+lab: $(VENV)/.ready
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: $(VENV)/.ready-test
-	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
-		--nbval-current-env $(PYTEST_ARGS)
+test: $(VENV)/.ready
+	$(PY) -c "import torch, transformers as t; print('lock: torch', torch.__version__, '/ transformers', t.__version__)"
+	$(PY) -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
 
-tiny: $(VENV)/.ready-test
+# Build the wheel and sdist, install the wheel in a fresh venv outside the repo, use it from there.
+smoke: $(VENV)/.ready
+	$(PY) scripts/wheel_smoke.py
+
+# The lock is universal (every platform and Python that pyproject allows). torch stays at the version pinned
+# below; its CUDA runtime wheels are left out, since they belong to one build of torch and not another.
+TORCH_LOCK_VERSION ?= 2.13.0
+lock:
+	test -x $(UV) || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }
+	echo "torch==$(TORCH_LOCK_VERSION)" > $(VENV)/torch-pin.txt
+	{ echo "# Exact versions of every package that set-up installs (make lock writes this file; do not edit)."; \
+	  echo "# From pyproject.toml's ranges with extras test + colab, for every platform; torch's CUDA wheels left out."; \
+	  $(UV) pip compile pyproject.toml --universal --extra test --extra colab -c $(VENV)/torch-pin.txt \
+	    --no-annotate --no-header --quiet | grep -vE '^(nvidia-|triton|cuda-)'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+
+# CI's version matrix: the same suite, browser tests aside, in a fresh venv at the lowest versions pyproject
+# allows (lowest-direct: each dependency we name at its minimum) and at the newest released (the canary that
+# meets the next transformers before a user does). torch comes from PyPI there (a CUDA build on Linux: it runs
+# on the CPU too), unless pip's find-links folder or the PyTorch CPU index offers that version.
+MATRIX_lowest := --resolution lowest-direct
+MATRIX_newest := --upgrade
+.PHONY: test-lowest test-newest
+test-lowest test-newest: test-%: $(VENV)/.ready
+	rm -rf $(VENV)-$*
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)-$*
+	$(UV) pip install --quiet --python $(VENV)-$*/bin/python $(MATRIX_$*) -e ".[test]"
+	$(VENV)-$*/bin/python -c "import torch, transformers as t; print('$*: torch', torch.__version__, '/ transformers', t.__version__)"
+	$(VENV)-$*/bin/python -m pytest tests notebooks $(NBVAL) --ignore=tests/browser -m "not lock" $(PYTEST_ARGS)
+
+wheel: $(VENV)/.ready
+	rm -rf dist
+	$(UV) build --quiet --out-dir dist
+
+tiny: $(VENV)/.ready
 	$(PY) scripts/train_tiny.py --minutes 85
 
 clean:
-	rm -rf $(VENV) build runs
+	rm -rf $(VENV) $(VENV)-lowest $(VENV)-newest build dist runs

@@ -2,9 +2,14 @@
 
 import re
 import tomllib
+from importlib.metadata import distribution
 from pathlib import Path
 
+import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +38,65 @@ def test_named_parts_are_dependencies():
 def test_readme_shows_make_lab_and_make_test():
     readme = (ROOT / "README.md").read_text()
     assert "make lab" in readme and "make test" in readme
+
+
+def locked() -> dict:
+    """requirements.lock as {name: {version: marker}} (a universal lock may pin two versions under two markers)."""
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            version = next(iter(requirement.specifier)).version
+            pins.setdefault(canonicalize_name(requirement.name), {})[version] = requirement.marker
+    return pins
+
+
+def direct_requirements() -> list:
+    """pyproject's dependencies and the extras that set-up installs (test, which includes notebooks; colab)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    names = project["dependencies"] + extras["test"] + extras["notebooks"] + extras["colab"]
+    return [Requirement(r) for r in names if not r.startswith("gptj_teach")]
+
+
+def test_every_dependency_is_locked_at_a_version_pyproject_allows():
+    pins = locked()
+    for requirement in direct_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is in pyproject.toml but not in requirements.lock: run `make lock`"
+        for version in pins[name]:
+            assert version in requirement.specifier, f"locked {name}=={version} is outside {requirement}: `make lock`"
+
+
+def closure() -> set:
+    """Every package this environment needs for pyproject's dependencies, walked through the installed metadata
+    with the markers evaluated here (extras included)."""
+    seen, todo = set(), [(r, "") for r in direct_requirements()]
+    while todo:
+        requirement, extra = todo.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if (name, tuple(sorted(requirement.extras))) in seen:
+            continue
+        seen.add((name, tuple(sorted(requirement.extras))))
+        for line in distribution(name).requires or []:
+            for wanted in [""] + sorted(requirement.extras):
+                todo.append((Requirement(line), wanted))
+    return {name for name, _ in seen}
+
+
+@pytest.mark.lock
+def test_installed_environment_is_exactly_the_lock():
+    """What set-up installed from the lock: every needed package is locked, every locked package (for this
+    platform) is needed, and the installed versions are the locked ones. torch's CUDA wheels are left out of
+    the lock on purpose (they belong to one build of torch): they are not counted."""
+    needed = {name for name in closure() if not name.startswith(("nvidia-", "triton", "cuda-"))}
+    pins = {name: [v for v, marker in versions.items() if marker is None or marker.evaluate()]
+            for name, versions in locked().items()}
+    here = {name for name, versions in pins.items() if versions}
+    assert needed - here == set(), f"needed but not locked: {sorted(needed - here)}: run `make lock`"
+    assert here - needed == set(), f"locked but needed by nothing: {sorted(here - needed)}: run `make lock`"
+    for name in needed:
+        installed = Version(distribution(name).version)
+        assert any(installed == Version(v) or installed.public == v for v in pins[name]), (name, installed, pins[name])
