@@ -64,7 +64,7 @@ def prefill(model, input_ids, attention_mask, max_len, static_addresses=False):
     """
     out = model(input_ids, attention_mask=attention_mask, use_cache=True)
     cache = []
-    for k, v in out.past_key_values:  # (batch, heads, prompt, head_dim)
+    for k, v in out.cache:  # (batch, heads, prompt, head_dim)
         k_static = k.new_zeros(*k.shape[:2], max_len, k.shape[-1])  # (batch, heads, max_len, head_dim)
         v_static = v.new_zeros(*v.shape[:2], max_len, v.shape[-1])
         k_static[:, :, : k.shape[2]] = k

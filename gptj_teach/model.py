@@ -8,7 +8,9 @@
 * ``GPTJForQuestionAnswering``: + ``qa_outputs``, start and end logits for every token.
 
 Parameter names equal the keys of a ``transformers`` GPT-J state dict, so a reference checkpoint loads with
-``load_state_dict``. Outputs are ``transformers``' own output classes, so tools written for it accept ours.
+``load_state_dict``. Outputs have the fields of ``transformers``' output classes (``outputs.py``), so tools written
+for it accept ours. The KV cache goes in and out as ``cache`` (the name ``transformers`` uses since 5.24);
+``past_key_values``, the older name, is accepted and readable too.
 
 References: ``transformers.models.gptj.modeling_gptj``; nanoGPT ``model.py`` for the shape of the code.
 """
@@ -16,11 +18,11 @@ References: ``transformers.models.gptj.modeling_gptj``; nanoGPT ``model.py`` for
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers.modeling_outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast,
-                                           QuestionAnsweringModelOutput, SequenceClassifierOutputWithPast)
 
 from .block import GPTJBlock
 from .checks import check_attention_mask, check_config, check_input_ids
+from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
+                      SequenceClassifierOutputWithPast)
 
 
 def make_mask(attention_mask, q_len: int, kv_len: int, dtype, device) -> torch.Tensor:
@@ -47,6 +49,13 @@ def default_position_ids(attention_mask, past: int, seq: int, device) -> torch.T
         return torch.arange(past, past + seq, device=device)[None]
     positions = attention_mask.long().cumsum(-1) - 1  # (batch, past + seq)
     return positions.masked_fill(attention_mask == 0, 1)[:, past:]
+
+
+def cache_argument(cache, past_key_values):
+    """The cache a caller passed, under its new name (``cache``) or its old one (``past_key_values``)."""
+    if cache is not None and past_key_values is not None:
+        raise ValueError("pass the KV cache once: as cache= (past_key_values= is its older name), not both")
+    return past_key_values if cache is None else cache
 
 
 LEGACY_BUFFERS = (".attn.bias", ".attn.masked_bias")  # old checkpoints stored the causal mask; we build it
@@ -94,10 +103,12 @@ class GPTJModel(GPTJPreTrained):
         self.h = nn.ModuleList(GPTJBlock(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
 
-    def forward(self, input_ids, attention_mask=None, past_key_values=None, position_ids=None, use_cache=False,
-                output_attentions=False, output_hidden_states=False):
-        """input_ids: (batch, seq). past_key_values: one (k, v) per layer from an earlier call with use_cache."""
-        past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+    def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, use_cache=False,
+                output_attentions=False, output_hidden_states=False, past_key_values=None):
+        """input_ids: (batch, seq). cache: one (k, v) per layer from an earlier call with use_cache
+        (``past_key_values`` is its older name)."""
+        cache = cache_argument(cache, past_key_values)
+        past = 0 if cache is None else cache[0][0].shape[2]
         check_input_ids(input_ids, self.config.vocab_size, self.config.n_positions, past)
         check_attention_mask(attention_mask, input_ids.shape[0], past + input_ids.shape[1])
         x = self.drop(self.wte(input_ids))  # (batch, seq, n_embd)
@@ -108,13 +119,13 @@ class GPTJModel(GPTJPreTrained):
         hidden, attentions, presents = [], [], []
         for i, block in enumerate(self.h):
             hidden.append(x)
-            layer_past = None if past_key_values is None else past_key_values[i]
+            layer_past = None if cache is None else cache[i]
             x, present, weights = block(x, position_ids, mask, layer_past, output_attentions)
             presents.append(present)
             attentions.append(weights)
         x = self.ln_f(x)
         return BaseModelOutputWithPast(
-            last_hidden_state=x, past_key_values=tuple(presents) if use_cache else None,
+            last_hidden_state=x, cache=tuple(presents) if use_cache else None,
             hidden_states=tuple(hidden) + (x,) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None)
 
@@ -128,14 +139,14 @@ class GPTJForCausalLM(GPTJPreTrained):
         self.transformer = GPTJModel(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
 
-    def forward(self, input_ids, attention_mask=None, past_key_values=None, position_ids=None, labels=None,
-                use_cache=False, output_attentions=False, output_hidden_states=False):
+    def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, labels=None,
+                use_cache=False, output_attentions=False, output_hidden_states=False, past_key_values=None):
         """labels: (batch, seq), usually ``input_ids`` itself; -100 marks positions to ignore."""
-        out = self.transformer(input_ids, attention_mask, past_key_values, position_ids, use_cache,
-                               output_attentions, output_hidden_states)
+        out = self.transformer(input_ids, attention_mask, cache_argument(cache, past_key_values), position_ids,
+                               use_cache, output_attentions, output_hidden_states)
         logits = self.lm_head(out.last_hidden_state)  # (batch, seq, vocab_size)
         loss = None if labels is None else next_token_loss(logits, labels)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values,
+        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=out.cache,
                                       hidden_states=out.hidden_states, attentions=out.attentions)
 
 

@@ -109,7 +109,7 @@ def decode_steps(model, input_ids, max_new_tokens, do_sample=True, temperature=1
         if finished.all() or step == max_new_tokens - 1:
             return
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=1)
-        out = model(token[:, None], attention_mask=attention_mask, past_key_values=out.past_key_values,
+        out = model(token[:, None], attention_mask=attention_mask, cache=out.cache,
                     use_cache=True)  # one token: (batch, 1, vocab)
 
 

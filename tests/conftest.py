@@ -1,10 +1,35 @@
 """Shared fixtures: small random GPT-J configs, each as a transformers model and ours sharing its weights."""
 
+import logging
+
 import pytest
 import torch
 import transformers
 
-transformers.logging.set_verbosity_error()
+# transformers announces some deprecations through its logger rather than the warnings module (5.24's
+# `past_key_values` -> `cache` rename, for one). Keep its warnings on and fail the test that triggers one.
+transformers.logging.set_verbosity_warning()
+transformers.logging.disable_progress_bar()
+
+
+class DeprecationRecords(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        if "deprecat" in record.getMessage().lower():
+            self.messages.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def no_transformers_deprecation_logged():
+    handler = DeprecationRecords()
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    yield
+    logger.removeHandler(handler)
+    assert not handler.messages, f"transformers logged a deprecation: {handler.messages}"
 
 # Odd sizes on purpose: head_dim 16 / 8 / 32, rotary on part or all of each head, n_inner not 4 x n_embd.
 CONFIGS = {
@@ -21,11 +46,15 @@ def make_config(name="small", **overrides) -> transformers.GPTJConfig:
 
 
 def make_pair(config, cls_name="GPTJForCausalLM", seed=0):
-    """(transformers model, our model sharing its tensors), both in eval mode."""
+    """(transformers model, our model sharing its tensors), both in eval mode.
+
+    The reference runs transformers' eager attention (fp32 scores, like ours): the implementation that the
+    bit-equality tests compare with, whatever a release picks by default (5.24 switched the default to sdpa).
+    """
     import gptj_teach as gt
 
     torch.manual_seed(seed)
-    hf = getattr(transformers, cls_name)(config).eval()
+    hf = gt.reference.build(config, cls_name)
     with torch.no_grad():  # transformers zero-inits biases; random ones make the parity test stronger
         for name, p in hf.named_parameters():
             if name.endswith("bias"):

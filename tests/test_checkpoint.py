@@ -9,6 +9,7 @@ import transformers
 from conftest import make_config, make_pair
 
 import gptj_teach as gt
+from gptj_teach import reference as ref
 from gptj_teach.checkpoint import CheckpointError
 
 IDS = torch.tensor([[5, 17, 33, 2, 90, 41, 7]])
@@ -16,7 +17,9 @@ IDS = torch.tensor([[5, 17, 33, 2, 90, 41, 7]])
 
 @pytest.fixture(scope="module")
 def reference():
-    hf, _ = make_pair(make_config("odd"))
+    # head_dim 16: sqrt(16) is exact, so transformers' two spellings of the scaling (<= 5.23 divides by sqrt(head_dim),
+    # >= 5.24 multiplies by head_dim ** -0.5) give the same bits, and loading can be checked with torch.equal
+    hf, _ = make_pair(make_config("small", n_inner=72))
     with torch.no_grad():
         logits = hf(IDS).logits
     return hf, logits
@@ -51,7 +54,7 @@ def test_transformers_checkpoints_load_and_give_the_reference_logits(reference, 
         save_bin(hf, tmp_path, shards=3 if layout == "sharded-bin" else 1)
     model, tok = gt.load(tmp_path, dtype=dtype)
     with torch.no_grad():
-        theirs = transformers.GPTJForCausalLM.from_pretrained(tmp_path, dtype=dtype).eval()(IDS).logits
+        theirs = ref.from_pretrained(tmp_path, dtype=dtype)(IDS).logits  # eager: fp32 scores, like our plain path
         assert torch.equal(model(IDS, output_attentions=True).logits, theirs)
     assert model.dtype == dtype and not model.training and len(tok) == 50400
 
@@ -75,7 +78,7 @@ def test_our_checkpoint_loads_in_transformers(reference, tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "gptj" and config["architectures"] == ["GPTJForCausalLM"]
     with torch.no_grad():
-        reloaded = transformers.GPTJForCausalLM.from_pretrained(tmp_path).eval()
+        reloaded = ref.from_pretrained(tmp_path)  # eager, like the reference that made `logits`
         assert torch.equal(reloaded(IDS).logits, logits)
 
 

@@ -21,11 +21,16 @@ def test_logits_hidden_states_attentions_and_loss(pair):
     theirs = hf(ids, attention_mask=mask, position_ids=positions, labels=labels, output_attentions=True,
                 output_hidden_states=True)
     mine = ours(ids, attention_mask=mask, labels=labels, output_attentions=True, output_hidden_states=True)
-    assert (mine.logits - theirs.logits).abs().max() <= ATOL
+    # A padded position attends to no real token: what it outputs is filler that each library (and each release:
+    # 5.24 builds its masks with new utilities) fills its own way. Compare only where both define a result:
+    # outputs at real positions, attention rows of real queries. Nothing real ever reads a padded position.
+    real = mask == 1  # (batch, seq)
+    assert (mine.logits[real] - theirs.logits[real]).abs().max() <= ATOL
     assert len(mine.hidden_states) == hf.config.n_layer + 1
-    assert max_diff(mine.hidden_states, theirs.hidden_states) <= ATOL
-    assert max_diff(mine.attentions, theirs.attentions) <= ATOL
-    assert (mine.loss - theirs.loss).abs() <= ATOL
+    assert max_diff([h[real] for h in mine.hidden_states], [h[real] for h in theirs.hidden_states]) <= ATOL
+    rows = real[:, None, :, None].expand_as(mine.attentions[0])  # (batch, heads, query, key): real queries
+    assert max_diff([a[rows] for a in mine.attentions], [a[rows] for a in theirs.attentions]) <= ATOL
+    assert (mine.loss - theirs.loss).abs() <= ATOL  # the labels of padded positions are -100: not counted
 
 
 @torch.no_grad()
@@ -43,7 +48,7 @@ def test_kv_cache_token_by_token_equals_one_full_pass(pair):
     out = ours(ids[:, :4], use_cache=True)  # a prompt of 4, then one token at a time
     steps = [out.logits]
     for t in range(4, 10):
-        out = ours(ids[:, t:t + 1], past_key_values=out.past_key_values, use_cache=True)
+        out = ours(ids[:, t:t + 1], cache=out.cache, use_cache=True)
         steps.append(out.logits)
     assert (torch.cat(steps, dim=1) - full).abs().max() <= ATOL
 
@@ -54,7 +59,7 @@ def test_kv_cache_with_left_padding_equals_transformers(pair):
     ids, mask, positions = left_padded_batch()
     full = hf(ids, attention_mask=mask, position_ids=positions).logits
     out = ours(ids[:, :6], attention_mask=mask[:, :6], use_cache=True)
-    rest = ours(ids[:, 6:], attention_mask=mask, past_key_values=out.past_key_values).logits
+    rest = ours(ids[:, 6:], attention_mask=mask, cache=out.cache).logits
     real = mask == 1  # padded positions attend to nothing real: their outputs are filler in both libraries
     assert (torch.cat([out.logits, rest], dim=1)[real] - full[real]).abs().max() <= ATOL
 
@@ -148,5 +153,6 @@ def test_half_precision_matches_transformers(dtype):
     hf.to(dtype), ours.to(dtype)
     ids, mask, positions = left_padded_batch()
     theirs = hf(ids, attention_mask=mask, position_ids=positions, output_attentions=True).logits
-    mine = ours(ids, attention_mask=mask, output_attentions=True).logits  # the plain path mirrors transformers' ops
-    assert torch.equal(mine, theirs)
+    mine = ours(ids, attention_mask=mask, output_attentions=True).logits  # the plain path mirrors eager's ops
+    real = mask == 1  # padded positions hold filler in both libraries (see the fp32 test above)
+    assert torch.equal(mine[real], theirs[real])  # bit-equal against transformers' eager attention

@@ -6,9 +6,8 @@ import torch
 from conftest import make_config, make_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transformers.models.gptj import modeling_gptj as ref
-
 import gptj_teach as gt
+from gptj_teach import reference as ref
 from gptj_teach.rotary import apply_rotary, fixed_pos_embedding, rotate_every_two
 
 ATOL = 1e-5
@@ -63,7 +62,7 @@ def test_attention_layer_equals_transformers():
     x = torch.randn(2, 6, 40)
     positions = torch.arange(6)[None].expand(2, -1)
     mask = gt.model.make_mask(None, 6, 6, torch.float32, "cpu")
-    theirs, their_weights = hf.transformer.h[1].attn(x, attention_mask=mask, position_ids=positions)
+    theirs, their_weights = ref.attention_outputs(hf, 1, x, position_ids=positions)  # layer 1's attention, on x
     mine, (k, v), weights = ours.transformer.h[1].attn(x, positions, mask, output_attentions=True)
     assert (mine - theirs).abs().max() <= ATOL
     assert (weights - their_weights).abs().max() <= ATOL
@@ -91,10 +90,10 @@ def test_mlp_and_block_equal_transformers():
     x = torch.randn(2, 6, 40)
     positions = torch.arange(6)[None].expand(2, -1)
     mask = gt.model.make_mask(None, 6, 6, torch.float32, "cpu")
-    assert torch.equal(ours.transformer.h[0].mlp(x), hf.transformer.h[0].mlp(x))
-    theirs = hf.transformer.h[0](x, attention_mask=mask, position_ids=positions)[0]
+    theirs = ref.block_outputs(hf, 0, x, position_ids=positions)
+    assert torch.equal(ours.transformer.h[0].mlp(ours.transformer.h[0].ln_1(x)), theirs["mlp"])  # MLP reads ln_1(x)
     mine = ours.transformer.h[0](x, positions, mask)[0]
-    assert (mine - theirs).abs().max() <= ATOL
+    assert (mine - theirs["block"]).abs().max() <= ATOL
 
 
 def test_gelu_new_equals_transformers():
@@ -102,3 +101,31 @@ def test_gelu_new_equals_transformers():
 
     x = torch.linspace(-6, 6, 1001)
     assert torch.equal(gt.block.gelu_new(x), ACT2FN["gelu_new"](x))
+
+
+def test_the_two_spellings_of_the_score_scaling_differ_at_most_in_the_last_bit():
+    """transformers <= 5.23 divides the scores by sqrt(head_dim), like mesh-transformer-jax and like us; 5.24
+    multiplies by head_dim ** -0.5. Where sqrt(head_dim) is exact (16, 64, 256: the tiny model and GPT-J 6B) the
+    two give the same bits; elsewhere (head_dim 8 in the "odd" config) they differ by one rounding at most."""
+    scores = torch.randn(100_000)
+    for head_dim in (16, 64, 256):
+        assert torch.equal(scores / math.sqrt(head_dim), scores * head_dim ** -0.5)
+    divided, multiplied = scores / math.sqrt(8), scores * 8 ** -0.5
+    ulp = torch.finfo(torch.float32).eps * divided.abs()  # one unit in the last place, per element
+    assert not torch.equal(divided, multiplied) and ((divided - multiplied).abs() <= ulp).all()
+
+
+@torch.no_grad()
+def test_token_by_token_with_the_reference_cache_equals_ours():
+    hf, ours = make_pair(make_config("odd"))
+    ids = torch.randint(1, 97, (2, 7))
+    with ref.catch(hf, "transformer.h.2.attn") as caught:  # what transformers' last attention layer outputs
+        cache = None
+        for t in range(7):
+            _, cache = ref.forward_with_cache(hf, ids[:, t:t + 1], cache)
+    out = ours(ids, output_hidden_states=True)
+    block = ours.transformer.h[2]
+    mine = block.attn(block.ln_1(out.hidden_states[2]), torch.arange(7)[None].expand(2, -1),
+                      gt.model.make_mask(None, 7, 7, torch.float32, "cpu"))[0]
+    assert len(caught["transformer.h.2.attn"]) == 7
+    assert (torch.cat(caught["transformer.h.2.attn"], dim=1) - mine).abs().max() <= ATOL

@@ -9,6 +9,7 @@ import torch
 import transformers
 
 import gptj_teach as gt
+from gptj_teach import reference as ref
 from gptj_teach.checkpoint import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def test_checkpoint_is_a_small_plain_gptj():
 def test_both_libraries_load_it_to_the_same_logits_and_greedy_tokens():
     ours, tok = gt.load("tiny")
     assert ours.dtype == torch.float32 and not ours.training and ours.device.type == "cpu"
-    theirs = transformers.GPTJForCausalLM.from_pretrained(TINY).eval()
+    theirs = ref.from_pretrained(TINY, dtype="auto")  # eager attention: fp32 scores, like our plain path
     assert theirs.dtype == torch.float32  # config.json says float32; the file stores fp16
     ids = tok(PROMPT, return_tensors="pt").input_ids
     with torch.no_grad():

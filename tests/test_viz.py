@@ -15,13 +15,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from transformers.models.gptj.modeling_gptj import create_sinusoidal_positions  # noqa: E402
+from gptj_teach.reference import create_sinusoidal_positions  # noqa: E402
 
 import gptj_teach as gt  # noqa: E402
 from gptj_teach import viz  # noqa: E402
 from gptj_teach.parity import report_parity  # noqa: E402
 
-transformers.logging.set_verbosity_error()
 CODE = '''def fibonacci(n):
     """Return the n-th Fibonacci number, counting from fibonacci(0) == 0."""
     a, b = 0, 1
