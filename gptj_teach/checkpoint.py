@@ -134,8 +134,8 @@ def read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
 
 def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     """A safetensors file is 8 bytes (little-endian header length), a JSON header (name -> dtype, shape, byte
-    offsets) and the raw bytes of every tensor. Reading each tensor's bytes with a plain file read (no memory
-    map) keeps only that tensor in host RAM."""
+    offsets) and the raw bytes of every tensor. Each tensor's bytes are read with a plain file read (no memory
+    map) straight into a new tensor of the file's dtype: host RAM holds that one tensor, once."""
     with open(path, "rb") as f:
         header_length = int.from_bytes(f.read(8), "little")
         header = json.loads(f.read(header_length))
@@ -144,12 +144,12 @@ def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
                 continue
             start, end = info["data_offsets"]
             f.seek(8 + header_length + start)
-            data = bytearray(end - start)
-            if f.readinto(data) != len(data):
-                raise CheckpointError(f"{path} ends inside tensor {name!r}: the file is truncated; download or save it again")
-            dtype = SAFETENSORS_DTYPES[info["dtype"]]
-            tensor = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
-            yield name, tensor.reshape(info["shape"])
+            tensor = torch.empty(info["shape"], dtype=SAFETENSORS_DTYPES[info["dtype"]])
+            data = tensor.reshape(-1).view(torch.uint8).numpy()  # the tensor's own bytes, as a writable buffer
+            if data.nbytes != end - start or f.readinto(data) != data.nbytes:
+                raise CheckpointError(f"{path} ends inside tensor {name!r} or misstates its size: the file is "
+                                      "truncated or corrupt; download or save it again")
+            yield name, tensor
 
 
 def read_pickle(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
@@ -190,8 +190,9 @@ def load_weights(cls, config, directory, dtype, device, progress=None):
     show = progress if progress is not None else total > PROGRESS_BYTES
     with tqdm(total=total, unit="B", unit_scale=True, desc="loading", disable=not show) as bar:
         for path in files:
+            mapped = path.suffix != ".safetensors"  # .bin tensors are views of a memory map: copy them
             for name, tensor in read_tensors(path):
-                put_tensor(model, expected, name, tensor, dtype, device)
+                put_tensor(model, expected, name, tensor, dtype, device, copy=mapped)
                 bar.update(tensor.nbytes)
     missing = [name for name, t in expected.items() if t.is_meta]
     if missing:
@@ -200,8 +201,10 @@ def load_weights(cls, config, directory, dtype, device, progress=None):
     return model
 
 
-def put_tensor(model, expected, name, tensor, dtype, device) -> None:
-    """Check one tensor's name and shape against the model, convert it, and put it in place."""
+def put_tensor(model, expected, name, tensor, dtype, device, copy=True) -> None:
+    """Check one tensor's name and shape against the model, convert it, and put it in place.
+
+    copy=False: ``tensor`` is ours to keep, so when it already has the wanted dtype and device it is used as is."""
     if name.endswith(LEGACY_BUFFERS):
         return  # old checkpoints stored the causal mask; ours is built on the fly
     if name not in expected:
@@ -211,7 +214,7 @@ def put_tensor(model, expected, name, tensor, dtype, device) -> None:
         raise CheckpointError(f"{name!r} has shape {tuple(tensor.shape)} in the checkpoint but the config asks for "
                               f"{tuple(expected[name].shape)}: config.json and the weights do not belong together")
     module_name, _, attr = name.rpartition(".")
-    value = tensor.to(device=device, dtype=dtype, copy=True)  # copy: never keep a view of the memory map
+    value = tensor.to(device=device, dtype=dtype, copy=copy)  # copy: never keep a view of a memory map
     setattr(model.get_submodule(module_name), attr, torch.nn.Parameter(value, requires_grad=value.is_floating_point()))
     expected[name] = value
 
