@@ -169,7 +169,7 @@ class GPTJForSequenceClassification(GPTJPreTrained):
                 output_hidden_states=False):
         """labels: (batch,) class ids (cross-entropy), floats for num_labels == 1 (regression) or (batch, num_labels)
         multi-hot floats (binary cross-entropy), the three cases of ``transformers``."""
-        pad = self.config.pad_token_id
+        pad = getattr(self.config, "pad_token_id", None)  # an unset pad_token_id is no attribute at all in some 5.x releases
         if pad is None and input_ids.shape[0] != 1:
             raise ValueError("a batch above 1 needs config.pad_token_id to find each row's last token: "
                              "set it (GPT-J has no pad token; tok.eos_token_id is the usual choice)")
