@@ -11,19 +11,21 @@ sampling, viz, widgets, memory, exercises.
 
 import importlib
 
-from .checkpoint import CheckpointError, load
+from .checkpoint import load
+from .errors import CheckpointError, GPTJTeachError, InputError, InputTypeError
 from .model import GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification, GPTJModel
 from .sampling import generate, stream
 from .tokenizer import load_tokenizer
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "GPTJForCausalLM", "GPTJForQuestionAnswering", "GPTJForSequenceClassification",
+__all__ = ["CheckpointError", "GPTJTeachError", "InputError", "InputTypeError", "GPTJForCausalLM", "GPTJForQuestionAnswering", "GPTJForSequenceClassification",
            "GPTJModel", "generate", "load", "load_tokenizer", "stream"]
 
 
 def __getattr__(name):
     """Import the notebook-side modules (viz, widgets, ...) on first use, so the core needs no plotting stack."""
     if name in {"viz", "widgets", "memory", "exercises", "sampling", "rotary", "attention", "block", "tokenizer",
-                "parity", "checks", "model", "checkpoint", "reference", "outputs"}:
+                "parity", "checks", "model", "checkpoint", "reference", "outputs", "errors",
+                "cli", "fast"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'gptj_teach' has no attribute {name!r}")

@@ -15,17 +15,23 @@ References: ``transformers`` ``PreTrainedModel.from_pretrained`` / ``save_pretra
 import copy
 import ctypes
 import json
+import math
 import mmap
+import os
 import re
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError  # what transformers' configs raise for a mistyped field
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from transformers import GPTJConfig
 
+from .checks import check_config, check_device, check_dtype, check_flag
+from .errors import CheckpointError, InputError, InputTypeError
 from .model import LEGACY_BUFFERS, GPTJForCausalLM
 from .tokenizer import load_tokenizer
 
@@ -35,12 +41,11 @@ WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_mo
                 "pytorch_model.bin")  # in order of preference
 PROGRESS_BYTES = 200e6  # show a progress bar for loads above this size
 SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                      "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-                      "U8": torch.uint8, "BOOL": torch.bool}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be found, read or fitted to its config; the message says what to do."""
+                      "U64": torch.uint64, "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8,
+                      "BOOL": torch.bool}  # the format also names C64, F8_E8M0, F6_*, F4: refused by name below
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
 
 
 def load(name_or_path="tiny", revision=None, dtype=None, device=None, progress=None):
@@ -51,9 +56,16 @@ def load(name_or_path="tiny", revision=None, dtype=None, device=None, progress=N
     is the 12.1 GB half-precision branch). dtype: default float32. device: default "cpu".
     Returns (model in eval mode, tokenizer).
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise InputTypeError(f"name_or_path must be 'tiny', a directory or a hub id (a str or a Path), got "
+                             f"{type(name_or_path).__name__}")
+    if revision is not None and not isinstance(revision, str):
+        raise InputTypeError(f"revision must be a branch, tag or commit name (a str), got {type(revision).__name__}")
+    dtype = torch.float32 if dtype is None else check_dtype(dtype)
+    device = torch.device("cpu") if device is None else check_device(device)
+    progress = None if progress is None else check_flag(progress, "progress")
     directory = resolve(name_or_path, revision)
-    model = load_weights(GPTJForCausalLM, read_config(directory), directory, dtype or torch.float32,
-                         check_device(device or "cpu"), progress)
+    model = load_weights(GPTJForCausalLM, read_config(directory), directory, dtype, device, progress)
     return model.eval(), load_tokenizer()
 
 
@@ -100,12 +112,19 @@ def read_config(directory: Path) -> GPTJConfig:
     if not path.exists():
         raise CheckpointError(f"{path} not found: a checkpoint directory needs config.json (save_pretrained writes it)")
     try:
-        model_type = json.loads(path.read_text()).get("model_type")
-    except json.JSONDecodeError as error:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path} is not valid JSON ({error})") from error
-    if model_type != "gptj":
-        raise CheckpointError(f"{path} describes a {model_type!r} model, not GPT-J (model_type 'gptj')")
-    return GPTJConfig.from_pretrained(directory)
+    if not isinstance(fields, dict):
+        raise CheckpointError(f"{path} must hold a JSON object of settings, got a {type(fields).__name__}")
+    if fields.get("model_type") != "gptj":
+        raise CheckpointError(f"{path} describes a {fields.get('model_type')!r} model, not GPT-J (model_type 'gptj')")
+    try:
+        config = GPTJConfig.from_dict(fields)
+        check_config(config)
+    except (InputError, InputTypeError, StrictDataclassError, TypeError, ValueError) as error:  # a bad field
+        raise CheckpointError(f"{path} holds a setting GPT-J cannot use: {error}") from error
+    return config
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -113,10 +132,26 @@ def weight_files(directory: Path) -> list[Path]:
     for name in WEIGHT_FILES:
         path = Path(directory) / name
         if path.exists() and name.endswith(".index.json"):
-            return [path.parent / f for f in sorted(set(json.loads(path.read_text())["weight_map"].values()))]
+            return [path.parent / f for f in shard_names(path)]
         if path.exists():
             return [path]
     raise CheckpointError(f"no weights in {directory}: expected one of {', '.join(WEIGHT_FILES)}")
+
+
+def shard_names(index: Path) -> list[str]:
+    """The shard files an index names, each a plain file name in the index's own directory."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{index} is not a shard index ({type(error).__name__}: {error}): it must be a JSON "
+                              "object whose 'weight_map' maps tensor names to file names") from error
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index}: 'weight_map' must be a non-empty object of tensor name -> file name")
+    names = set(weight_map.values())
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise CheckpointError(f"{index} names shard {name!r}: shards must be plain file names beside the index")
+    return sorted(names)
 
 
 def read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
@@ -138,13 +173,15 @@ def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     map) straight into a new tensor of the file's dtype: host RAM holds that one tensor, once."""
     with open(path, "rb") as f:
         header_length = int.from_bytes(f.read(8), "little")
+        data_bytes = os.fstat(f.fileno()).st_size - 8 - header_length
+        if header_length > MAX_HEADER_BYTES or data_bytes < 0:
+            raise CheckpointError(f"{path} is not a safetensors file: its header claims {header_length} bytes "
+                                  f"(the file is truncated, or another format)")
         header = json.loads(f.read(header_length))
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            start, end = info["data_offsets"]
+        entries = check_safetensors_header(path, header, data_bytes)  # every size checked before any allocation
+        for name, (dtype, shape, start, end) in entries:
             f.seek(8 + header_length + start)
-            tensor = torch.empty(info["shape"], dtype=SAFETENSORS_DTYPES[info["dtype"]])
+            tensor = torch.empty(shape, dtype=dtype)
             data = tensor.reshape(-1).view(torch.uint8).numpy()  # the tensor's own bytes, as a writable buffer
             if data.nbytes != end - start or f.readinto(data) != data.nbytes:
                 raise CheckpointError(f"{path} ends inside tensor {name!r} or misstates its size: the file is "
@@ -152,12 +189,46 @@ def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
             yield name, tensor
 
 
+def check_safetensors_header(path: Path, header, data_bytes: int) -> list:
+    """(name, (dtype, shape, start, end)) for each tensor, once every entry is known to fit the file."""
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: the safetensors header must be a JSON object, got {type(header).__name__}")
+    entries = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype_name, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+            assert all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in [*shape, start, end])
+        except (KeyError, TypeError, ValueError, AssertionError):
+            raise CheckpointError(f"{path}: the header entry of {name!r} is malformed ({str(info)[:100]}): the file "
+                                  "is corrupt; download or save it again") from None
+        if dtype_name not in SAFETENSORS_DTYPES:
+            raise CheckpointError(f"{path}: tensor {name!r} is stored as {dtype_name}, a type gptj_teach cannot "
+                                  f"load (it reads {', '.join(SAFETENSORS_DTYPES)}): save it in fp16, bf16 or fp32")
+        dtype = SAFETENSORS_DTYPES[dtype_name]
+        if end - start != dtype.itemsize * math.prod(shape) or end > data_bytes:
+            raise CheckpointError(f"{path}: tensor {name!r} claims bytes {start}..{end} for shape {shape} of "
+                                  f"{dtype_name}, but the file holds {data_bytes} data bytes: the file is truncated "
+                                  "or corrupt; download or save it again")
+        entries.append((name, (dtype, shape, start, end)))
+    return entries
+
+
 def read_pickle(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     """A ``pytorch_model.bin`` (a zip of pickled tensors), memory-mapped and read with weights_only=True: no
-    code in the file runs. After each tensor is used its pages are handed back to the OS (``release_pages``)."""
-    for name, tensor in torch.load(path, map_location="cpu", mmap=True, weights_only=True).items():
+    code in the file runs. After each tensor is used its pages are handed back to the OS (``release_pages``).
+    Files from torch < 1.6 are not zips and cannot be memory-mapped: they are read whole (they are small)."""
+    mapped = zipfile.is_zipfile(path)
+    state = torch.load(path, map_location="cpu", mmap=mapped, weights_only=True)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict (tensor name -> tensor)")
+    for name, tensor in state.items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{path} maps {name!r} to a {type(tensor).__name__}: a state dict holds tensors")
         yield name, tensor
-        release_pages(tensor)
+        if mapped:
+            release_pages(tensor)
 
 
 def release_pages(tensor: torch.Tensor) -> None:
@@ -169,15 +240,6 @@ def release_pages(tensor: torch.Tensor) -> None:
     start = storage.data_ptr() - storage.data_ptr() % mmap.PAGESIZE
     length = storage.data_ptr() + storage.nbytes() - start
     ctypes.CDLL(None).madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), 4)  # 4: MADV_DONTNEED
-
-
-def check_device(device) -> torch.device:
-    """A torch.device that exists here, or a clear error."""
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError("device='cuda' but no CUDA GPU is available: use device='cpu', or on Colab "
-                              "choose Runtime > Change runtime type > GPU")
-    return device
 
 
 def load_weights(cls, config, directory, dtype, device, progress=None):
@@ -225,6 +287,9 @@ def save(model, path, dtype=None) -> Path:
     dtype: store the weights in this dtype (fp16 halves the file); config.json keeps the model's own dtype,
     which is what ``transformers`` loads into by default.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputTypeError(f"path must be a directory name (a str or a Path), got {type(path).__name__}")
+    dtype = None if dtype is None else check_dtype(dtype)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     config = copy.deepcopy(model.config)

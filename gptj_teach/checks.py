@@ -1,54 +1,218 @@
-"""Clear errors for bad input, raised before the input reaches torch.
+"""Clear errors for bad input, raised before the input reaches torch: the one place public inputs are checked.
 
 A wrong token id deep inside ``nn.Embedding`` is an ``IndexError`` on the CPU and a device-side assert on a
-GPU; both say nothing about what to fix. Each check here names the problem and the fix.
+GPU; a bool where a number belongs, or a temperature of 1e-39, gives a silently wrong answer or a NaN three
+calls later. Every public entry point (each head's forward, ``generate``, ``stream``, ``load``,
+``save_pretrained``, the CLI, the sampler widget) sends its arguments through these checks. Each returns the
+value in the form the code uses (a ``long`` tensor, an ``int``, a ``torch.device``) or raises one of
+``errors.py``'s exceptions, with the argument's name, what was received, and what to do.
 """
 
+import math
+import numbers
+
 import torch
+
+from .errors import InputError, InputTypeError
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+CONFIG_SIZES = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+
+
+def describe(value) -> str:
+    """A short account of a value for an error message: its type and, for small values, the value itself."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def check_flag(value, name: str) -> bool:
+    """True or False (numpy bools too); not 1, "yes" or a tensor."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise InputTypeError(f"{name} must be True or False, got {describe(value)}")
+
+
+def check_whole(value, name: str, low: int | None = None, high: int | None = None) -> int:
+    """A whole number (int or numpy integer, not bool) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputTypeError(f"{name} must be a whole number, got {describe(value)}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise InputError(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def check_number(value, name: str) -> float:
+    """A finite real number (int, float or numpy scalar, not bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputTypeError(f"{name} must be a number, got {describe(value)}")
+    if not math.isfinite(float(value)):
+        raise InputError(f"{name} must be a finite number, got {value}")
+    return float(value)
+
+
+def check_tensor(value, name: str, dims: int, kinds: str = "integer") -> torch.Tensor:
+    """A torch.Tensor with ``dims`` dimensions whose dtype is of ``kinds``: "integer", "mask" (bool, integer or
+    float), "float" or "labels" (integer or float)."""
+    if not isinstance(value, torch.Tensor):
+        hint = "; for text use tok(text, return_tensors='pt').input_ids" if name == "input_ids" else ""
+        raise InputTypeError(f"{name} must be a torch.Tensor, got {describe(value)}: wrap it with torch.tensor(...){hint}")
+    floating, integer = value.dtype.is_floating_point, not (value.dtype.is_floating_point or value.dtype.is_complex
+                                                             or value.dtype == torch.bool)
+    allowed = {"integer": integer, "mask": not value.dtype.is_complex, "float": floating,
+               "labels": integer or floating}[kinds]
+    if not allowed:
+        wanted = {"integer": "integer ids", "mask": "0/1 entries", "float": "floating-point numbers",
+                  "labels": "integer classes or float targets"}[kinds]
+        raise InputTypeError(f"{name} must hold {wanted}, got dtype {value.dtype}; convert with "
+                             f"{'.long()' if kinds != 'float' else '.float()'}")
+    if value.dim() != dims:
+        shape = {1: "(batch,)", 2: "(batch, seq)", 4: "(batch, heads, seq, head_dim)"}[dims]
+        hint = f"; for a single sequence use {name}[None]" if dims == 2 and value.dim() == 1 else ""
+        raise InputError(f"{name} must have shape {shape}, got {tuple(value.shape)}{hint}")
+    return value
+
+
+def check_input_ids(input_ids, vocab_size: int, n_positions: int, past_length: int = 0) -> torch.Tensor:
+    """input_ids: a (batch, seq) integer tensor of ids in [0, vocab_size), with past + seq <= n_positions.
+    Returns it as int64 (the range check is done there, so small integer types cannot overflow)."""
+    input_ids = check_tensor(input_ids, "input_ids", 2).long()
+    if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+        raise InputError(f"input_ids is empty (shape {tuple(input_ids.shape)}): give the model at least one token")
+    bad = (input_ids < 0) | (input_ids >= vocab_size)
+    if bad.any():
+        raise InputError(f"input_ids holds token id {input_ids[bad][0].item()}, outside the vocabulary [0, "
+                         f"{vocab_size}): was this text encoded with the GPT-J tokenizer (gt.load_tokenizer())?")
+    if past_length + input_ids.shape[1] > n_positions:
+        raise InputError(f"{past_length} cached + {input_ids.shape[1]} new tokens exceed n_positions "
+                         f"({n_positions}), the longest context this model supports: shorten the prompt")
+    return input_ids
+
+
+def check_attention_mask(attention_mask, batch: int, total_length: int) -> torch.Tensor | None:
+    """attention_mask: (batch, past + seq) of 0 (padding) and 1 (real token). Returns it as int64."""
+    if attention_mask is None:
+        return None
+    attention_mask = check_tensor(attention_mask, "attention_mask", 2, "mask")
+    if tuple(attention_mask.shape) != (batch, total_length):
+        raise InputError(f"attention_mask must have shape (batch, past + seq) = {(batch, total_length)}, "
+                         f"got {tuple(attention_mask.shape)}: one 0/1 entry per token, cached ones included")
+    if ((attention_mask != 0) & (attention_mask != 1)).any():
+        raise InputError("attention_mask must hold only 0 (padding) and 1 (real token)")
+    return attention_mask.long()
+
+
+def check_position_ids(position_ids, batch: int, seq: int, n_positions: int) -> torch.Tensor | None:
+    """position_ids: (batch or 1, seq) integers in [0, n_positions). Returns them as int64."""
+    if position_ids is None:
+        return None
+    position_ids = check_tensor(position_ids, "position_ids", 2).long()
+    if position_ids.shape[1] != seq or position_ids.shape[0] not in (1, batch):
+        raise InputError(f"position_ids must have shape ({'1' if batch == 1 else f'{batch} or 1'}, {seq}), one position per new token, "
+                         f"got {tuple(position_ids.shape)}")
+    if ((position_ids < 0) | (position_ids >= n_positions)).any():
+        raise InputError(f"position_ids must be in [0, n_positions) = [0, {n_positions})")
+    return position_ids
+
+
+def check_token_labels(labels, shape: tuple, vocab_size: int) -> torch.Tensor:
+    """Causal LM labels: the shape of input_ids, ids in [0, vocab_size) or -100 (ignored). Returns int64."""
+    labels = check_tensor(labels, "labels", 2).long()
+    if tuple(labels.shape) != tuple(shape):
+        raise InputError(f"labels must have the shape of input_ids {tuple(shape)}, got {tuple(labels.shape)}")
+    if (((labels < 0) | (labels >= vocab_size)) & (labels != -100)).any():
+        raise InputError(f"labels must be token ids in [0, {vocab_size}) or -100 (ignored)")
+    return labels
+
+
+def check_cache(cache, config, batch: int, dtype, device) -> int:
+    """A KV cache from an earlier call with use_cache=True: one (keys, values) pair per layer, each
+    (batch, heads, past, head_dim), in the model's dtype and device. Returns past (the number of cached tokens)."""
+    head_dim = config.n_embd // config.n_head
+    if not isinstance(cache, (tuple, list)) or len(cache) != config.n_layer:
+        raise InputTypeError(f"cache must be the .cache of an earlier output (one (keys, values) pair per layer, "
+                             f"{config.n_layer} layers), got {describe(cache)}")
+    for layer, pair in enumerate(cache):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InputTypeError(f"cache[{layer}] must be a (keys, values) pair, got {describe(pair)}")
+        for tensor in pair:
+            check_tensor(tensor, f"cache[{layer}]", 4, "float")
+            want = (batch, config.n_head, cache[0][0].shape[2], head_dim)
+            if tuple(tensor.shape) != want or tensor.dtype != dtype or tensor.device != device:
+                raise InputError(f"cache[{layer}] must hold {dtype} tensors of shape {want} on {device}, got "
+                                 f"{describe(tensor)} on {tensor.device}: pass the cache this model returned")
+    return cache[0][0].shape[2]
+
+
+def check_device(device) -> torch.device:
+    """A device that exists here: "cpu", "cuda", "cuda:1", "mps" or a torch.device."""
+    if not isinstance(device, (str, torch.device)):
+        raise InputTypeError(f"device must be a str such as 'cpu' or 'cuda', got {describe(device)}")
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise InputError(f"device {device!r} is not a device name: use 'cpu', 'cuda' or 'cuda:0'") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device='cuda' but no CUDA GPU is available: use device='cpu', or on Colab choose "
+                         "Runtime > Change runtime type > GPU")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InputError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                         "numbered from 0")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device='mps' but this machine has no Apple GPU: use device='cpu'")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"device {str(device)!r} is not supported here: use 'cpu', 'cuda' or 'mps'")
+    return device
+
+
+def check_dtype(dtype, name: str = "dtype") -> torch.dtype:
+    """A floating-point dtype the model can compute in: torch.float32 / float16 / bfloat16 / float64 or its name."""
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    raise InputError(f"{name} must be one of torch.float32, torch.float16, torch.bfloat16, torch.float64, got "
+                     f"{describe(dtype)}: weights in another type (int8, ...) would be destroyed by the cast")
+
+
+def check_text(text, name: str = "prompt") -> str:
+    """A non-empty str that is valid Unicode (no lone surrogates, which is how undecodable bytes arrive)."""
+    if not isinstance(text, str):
+        raise InputTypeError(f"{name} must be a str, got {describe(text)}; for token ids use gt.generate")
+    if not text:
+        raise InputError(f"{name} is empty: give the model at least one character to continue")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InputError(f"{name} is not valid text: character {error.start} ({text[error.start]!r}) is half of "
+                         "a character or a byte that is not UTF-8") from error
+    return text
+
+
+def check_tokenizer(tok) -> None:
+    """Something that encodes like a transformers tokenizer (``tok(text, return_tensors="pt")``) and decodes."""
+    if not (callable(tok) and callable(getattr(tok, "decode", None))):
+        raise InputTypeError(f"tok must be a tokenizer (the second value of gt.load, or gt.load_tokenizer()), got "
+                             f"{describe(tok)}")
 
 
 def check_config(config) -> None:
     """Refuse configs that are not GPT-J or whose sizes do not fit together."""
     if getattr(config, "model_type", None) != "gptj":
-        raise ValueError(
+        raise InputError(
             f"expected a GPT-J config (model_type 'gptj'), got model_type {getattr(config, 'model_type', None)!r}: "
-            "gptj_teach implements GPT-J only; build one with transformers.GPTJConfig(...)"
-        )
+            "gptj_teach implements GPT-J only; build one with transformers.GPTJConfig(...)")
+    for name in CONFIG_SIZES:
+        check_whole(getattr(config, name), f"config.{name}", 1)
     if config.n_embd % config.n_head:
-        raise ValueError(f"n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head})")
+        raise InputError(f"n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head})")
     head_dim = config.n_embd // config.n_head
     rotary_dim = config.rotary_dim or head_dim
-    if rotary_dim % 2 or not 0 < rotary_dim <= head_dim:
-        raise ValueError(f"rotary_dim ({config.rotary_dim}) must be even and at most head_dim ({head_dim})")
-
-
-def check_input_ids(input_ids, vocab_size: int, n_positions: int, past_length: int = 0) -> None:
-    """input_ids: a (batch, seq) integer tensor of ids in [0, vocab_size), with past + seq <= n_positions."""
-    if not isinstance(input_ids, torch.Tensor):
-        raise TypeError(f"input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}; "
-                        "use tok(text, return_tensors='pt').input_ids")
-    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
-        raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}; convert with .long()")
-    if input_ids.dim() != 2:
-        raise ValueError(f"input_ids must have shape (batch, seq), got {tuple(input_ids.shape)}; "
-                         "for a single sequence use input_ids[None]")
-    if input_ids.shape[1] == 0:
-        raise ValueError("input_ids is empty (seq length 0): give the model at least one token")
-    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
-        bad = input_ids[(input_ids < 0) | (input_ids >= vocab_size)][0].item()
-        raise ValueError(f"token id {bad} is outside the vocabulary [0, {vocab_size}): "
-                         "was this text encoded with the GPT-J tokenizer (gt.load_tokenizer())?")
-    if past_length + input_ids.shape[1] > n_positions:
-        raise ValueError(f"{past_length} cached + {input_ids.shape[1]} new tokens exceed n_positions "
-                         f"({n_positions}), the longest context this model supports: shorten the prompt")
-
-
-def check_attention_mask(attention_mask, batch: int, total_length: int) -> None:
-    """attention_mask: (batch, past + seq) of 0 (padding) and 1 (real token)."""
-    if attention_mask is None:
-        return
-    if tuple(attention_mask.shape) != (batch, total_length):
-        raise ValueError(f"attention_mask must have shape (batch, past + seq) = {(batch, total_length)}, "
-                         f"got {tuple(attention_mask.shape)}: one 0/1 entry per token, cached ones included")
-    if ((attention_mask != 0) & (attention_mask != 1)).any():
-        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+    if not isinstance(rotary_dim, int) or isinstance(rotary_dim, bool) or rotary_dim % 2 or not 0 < rotary_dim <= head_dim:
+        raise InputError(f"rotary_dim ({config.rotary_dim!r}) must be even and at most head_dim ({head_dim})")
+    if config.n_inner is not None:
+        check_whole(config.n_inner, "config.n_inner", 1)
+    check_number(config.layer_norm_epsilon, "config.layer_norm_epsilon")

@@ -4,6 +4,7 @@
 """
 
 import argparse
+import os
 import sys
 
 import torch
@@ -23,19 +24,32 @@ def main(argv=None) -> int:
     gen.add_argument("--greedy", action="store_true", help="always take the most likely token")
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--device", default=None, help="cpu (default) or cuda")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a bad option: argparse prints the usage and exits with 2, no traceback
     import gptj_teach as gt  # after parsing: --help stays instant
 
     try:
-        dtype = torch.float16 if args.device == "cuda" else None
-        model, tok = gt.load(args.model, revision=args.revision, dtype=dtype, device=args.device)
-        print(args.prompt, end="", flush=True)
-        for piece in gt.stream(model, tok, args.prompt, max_new_tokens=args.max_new_tokens,
-                               do_sample=not args.greedy, temperature=args.temperature, top_k=args.top_k,
-                               top_p=args.top_p, seed=args.seed):
-            print(piece, end="", flush=True)
-        print()
-    except (ValueError, TypeError) as error:  # our own clear messages: no traceback for the user
+        generate(gt, args)
+    except gt.GPTJTeachError as error:  # the user's mistake, in our words: one line, no traceback
         print(f"\ngptj-teach: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`gptj-teach ... | head -c 1`): stop quietly, like other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C
+        print(file=sys.stderr)
+        return 130
     return 0
+
+
+def generate(gt, args) -> None:
+    """Load the model and stream the continuation of args.prompt to stdout."""
+    prompt = gt.checks.check_text(args.prompt, "the prompt")  # before printing it: undecodable bytes stop here
+    gt.sampling.check_settings(not args.greedy, args.temperature, args.top_k, args.top_p, args.max_new_tokens)
+    device = None if args.device is None else gt.checks.check_device(args.device)
+    dtype = torch.float16 if device is not None and device.type == "cuda" else None
+    model, tok = gt.load(args.model, revision=args.revision, dtype=dtype, device=device)
+    print(prompt, end="", flush=True)
+    for piece in gt.stream(model, tok, prompt, max_new_tokens=args.max_new_tokens, do_sample=not args.greedy,
+                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed):
+        print(piece, end="", flush=True)
+    print(flush=True)

@@ -20,7 +20,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from .block import GPTJBlock
-from .checks import check_attention_mask, check_config, check_input_ids
+from .checks import (check_attention_mask, check_cache, check_config, check_flag, check_input_ids,
+                     check_position_ids, check_tensor, check_token_labels, check_whole)
+from .errors import InputError, InputTypeError
 from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast)
 
@@ -54,7 +56,7 @@ def default_position_ids(attention_mask, past: int, seq: int, device) -> torch.T
 def cache_argument(cache, past_key_values):
     """The cache a caller passed, under its new name (``cache``) or its old one (``past_key_values``)."""
     if cache is not None and past_key_values is not None:
-        raise ValueError("pass the KV cache once: as cache= (past_key_values= is its older name), not both")
+        raise InputError("pass the KV cache once: as cache= (past_key_values= is its older name), not both")
     return past_key_values if cache is None else cache
 
 
@@ -68,7 +70,7 @@ class GPTJPreTrained(nn.Module):
     def from_transformers(cls, hf_model):
         """Wrap a ``transformers`` GPT-J model of the same kind: the parameters are *its* tensors (no copy)."""
         if type(hf_model).__name__ != cls.__name__:
-            raise TypeError(f"{cls.__name__}.from_transformers needs a transformers {cls.__name__}, "
+            raise InputTypeError(f"{cls.__name__}.from_transformers needs a transformers {cls.__name__}, "
                             f"got {type(hf_model).__name__}")
         with torch.device("meta"):  # allocate nothing: every parameter is replaced just below
             model = cls(hf_model.config)
@@ -80,7 +82,7 @@ class GPTJPreTrained(nn.Module):
         """Write ``config.json`` + ``model.safetensors`` (Hugging Face layout) that ``transformers`` loads."""
         from .checkpoint import save  # a late import: checkpoint.py builds these classes
 
-        save(self, path, dtype=dtype)
+        return save(self, path, dtype=dtype)
 
     @property
     def device(self) -> torch.device:
@@ -108,9 +110,11 @@ class GPTJModel(GPTJPreTrained):
         """input_ids: (batch, seq). cache: one (k, v) per layer from an earlier call with use_cache
         (``past_key_values`` is its older name)."""
         cache = cache_argument(cache, past_key_values)
-        past = 0 if cache is None else cache[0][0].shape[2]
-        check_input_ids(input_ids, self.config.vocab_size, self.config.n_positions, past)
-        check_attention_mask(attention_mask, input_ids.shape[0], past + input_ids.shape[1])
+        input_ids, attention_mask, position_ids, past = self.check_inputs(input_ids, attention_mask, cache,
+                                                                          position_ids)
+        use_cache, output_attentions = check_flag(use_cache, "use_cache"), check_flag(output_attentions,
+                                                                                       "output_attentions")
+        output_hidden_states = check_flag(output_hidden_states, "output_hidden_states")
         x = self.drop(self.wte(input_ids))  # (batch, seq, n_embd)
         if position_ids is None:
             position_ids = default_position_ids(attention_mask, past, input_ids.shape[1], x.device)
@@ -130,6 +134,24 @@ class GPTJModel(GPTJPreTrained):
             attentions=tuple(attentions) if output_attentions else None)
 
 
+    def check_inputs(self, input_ids, attention_mask, cache, position_ids):
+        """Every tensor a caller hands to forward, checked (checks.py) and returned as forward uses it."""
+        batch = check_tensor(input_ids, "input_ids", 2).shape[0]
+        if input_ids.device != self.wte.weight.device:
+            raise InputError(f"input_ids is on {input_ids.device} but the model is on {self.wte.weight.device}: "
+                             "move it with input_ids.to(model.device)")
+        past = 0 if cache is None else check_cache(cache, self.config, batch, self.ln_f.weight.dtype,
+                                                   self.wte.weight.device)
+        input_ids = check_input_ids(input_ids, self.config.vocab_size, self.config.n_positions, past)
+        attention_mask = check_attention_mask(attention_mask, batch, past + input_ids.shape[1])
+        position_ids = check_position_ids(position_ids, batch, input_ids.shape[1], self.config.n_positions)
+        for name, tensor in (("attention_mask", attention_mask), ("position_ids", position_ids)):
+            if tensor is not None and tensor.device != input_ids.device:
+                raise InputError(f"{name} is on {tensor.device} but input_ids is on {input_ids.device}: "
+                                 f"move it with .to(input_ids.device)")
+        return input_ids, attention_mask, position_ids, past
+
+
 class GPTJForCausalLM(GPTJPreTrained):
     """GPT-J with its language-model head: ``logits = lm_head(transformer(ids))``, (batch, seq, vocab_size)."""
 
@@ -145,6 +167,7 @@ class GPTJForCausalLM(GPTJPreTrained):
         out = self.transformer(input_ids, attention_mask, cache_argument(cache, past_key_values), position_ids,
                                use_cache, output_attentions, output_hidden_states)
         logits = self.lm_head(out.last_hidden_state)  # (batch, seq, vocab_size)
+        labels = None if labels is None else check_token_labels(labels, logits.shape[:2], self.config.vocab_size)
         loss = None if labels is None else next_token_loss(logits, labels)
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=out.cache,
                                       hidden_states=out.hidden_states, attentions=out.attentions)
@@ -169,9 +192,11 @@ class GPTJForSequenceClassification(GPTJPreTrained):
                 output_hidden_states=False):
         """labels: (batch,) class ids (cross-entropy), floats for num_labels == 1 (regression) or (batch, num_labels)
         multi-hot floats (binary cross-entropy), the three cases of ``transformers``."""
-        pad = getattr(self.config, "pad_token_id", None)  # an unset pad_token_id is no attribute at all in some 5.x releases
+        pad = getattr(self.config, "pad_token_id", None)
+        if pad is not None:
+            pad = check_whole(pad, "config.pad_token_id", 0, self.config.vocab_size - 1)  # an unset pad_token_id is no attribute at all in some 5.x releases
         if pad is None and input_ids.shape[0] != 1:
-            raise ValueError("a batch above 1 needs config.pad_token_id to find each row's last token: "
+            raise InputError("a batch above 1 needs config.pad_token_id to find each row's last token: "
                              "set it (GPT-J has no pad token; tok.eos_token_id is the usual choice)")
         out = self.transformer(input_ids, attention_mask, None, position_ids, False, output_attentions,
                                output_hidden_states)
@@ -179,9 +204,24 @@ class GPTJForSequenceClassification(GPTJPreTrained):
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
         last = -1 if pad is None else (positions * (input_ids != pad)).argmax(-1)  # (batch,) rightmost non-pad
         pooled = logits[torch.arange(input_ids.shape[0], device=logits.device), last]  # (batch, num_labels)
-        loss = None if labels is None else classification_loss(pooled, labels)
+        loss = None if labels is None else classification_loss(pooled, check_class_labels(labels, pooled.shape))
         return SequenceClassifierOutputWithPast(loss=loss, logits=pooled, hidden_states=out.hidden_states,
                                                 attentions=out.attentions)
+
+
+def check_class_labels(labels, shape) -> torch.Tensor:
+    """Labels of the three kinds ``classification_loss`` takes, for a pooled output of ``shape`` (batch, num_labels)."""
+    batch, num_labels = shape
+    labels = check_tensor(labels, "labels", labels.dim() if isinstance(labels, torch.Tensor) else 1, "labels")
+    if num_labels == 1 or labels.dtype.is_floating_point:  # regression targets or multi-hot floats
+        want = (batch,) if num_labels == 1 else (batch, num_labels)
+        if labels.numel() != batch * num_labels or (num_labels > 1 and tuple(labels.shape) != want):
+            raise InputError(f"labels must have shape {want} (float targets), got {tuple(labels.shape)}")
+        return labels.float()
+    if tuple(labels.shape) not in ((batch,), (batch, 1)) or ((labels < 0) | (labels >= num_labels)).any():
+        raise InputError(f"labels must be {batch} class ids in [0, {num_labels}) (shape ({batch},)), got "
+                         f"{tuple(labels.shape)} with values {labels.flatten()[:8].tolist()}")
+    return labels.long()
 
 
 def classification_loss(pooled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -210,7 +250,12 @@ class GPTJForQuestionAnswering(GPTJPreTrained):
         start, end = self.qa_outputs(out.last_hidden_state).split(1, dim=-1)  # (batch, seq, 1) each
         start, end = start.squeeze(-1).contiguous(), end.squeeze(-1).contiguous()  # (batch, seq)
         loss = None
-        if start_positions is not None and end_positions is not None:
+        if (start_positions is None) != (end_positions is None):
+            raise InputError("pass both start_positions and end_positions (for the loss), or neither")
+        if start_positions is not None:
+            for name, value in (("start_positions", start_positions), ("end_positions", end_positions)):
+                if check_tensor(value, name, value.dim() if isinstance(value, torch.Tensor) else 1).numel() != len(start):
+                    raise InputError(f"{name} must hold one token index per row ({len(start)}), got {tuple(value.shape)}")
             ignored = start.shape[1]  # an answer outside the input cannot be scored
             loss = (F.cross_entropy(start, start_positions.view(-1).clamp(0, ignored), ignore_index=ignored)
                     + F.cross_entropy(end, end_positions.view(-1).clamp(0, ignored), ignore_index=ignored)) / 2

@@ -27,12 +27,22 @@ from collections.abc import Iterator
 
 import torch
 
-from .checks import check_input_ids
+from .checks import check_attention_mask, check_flag, check_input_ids, check_number, check_text, check_tokenizer, check_whole
+from .errors import InputError, InputTypeError
 
 
 def temperature_scale(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``logits / temperature``. logits: (..., vocab)."""
-    return logits / temperature
+    """``logits / temperature``. logits: (..., vocab).
+
+    A temperature so small that the division overflows (1e-39: logits become +-inf, the softmax NaN) is taken
+    to its limit instead: the logits are shifted so that the best is 0 before dividing, and the best token (or
+    the tied best) keeps all the probability while the others get none: greedy, as the maths says.
+    """
+    scaled = logits / temperature
+    if torch.isfinite(scaled).all():
+        return scaled  # the usual case: exactly transformers' TemperatureLogitsWarper
+    shifted = (logits - logits.max(dim=-1, keepdim=True).values) / temperature  # <= 0; 0 / 0 = nan at the best
+    return shifted.nan_to_num(nan=0.0, neginf=-math.inf)
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -75,17 +85,31 @@ def next_token(logits: torch.Tensor, do_sample: bool, temperature=1.0, top_k=0, 
     return torch.multinomial(probs, num_samples=1).squeeze(1)
 
 
-def check_settings(do_sample, temperature, top_k, top_p, max_new_tokens) -> None:
-    """Clear errors for settings that would crash or silently do something else."""
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
-    if not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"top_k must be a whole number >= 0 (0 turns it off), got {top_k!r}")
-    if not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):  # nan fails both comparisons
-        raise ValueError(f"top_p must be in (0, 1] (1 turns it off), got {top_p!r}")
-    if do_sample and not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0 when sampling, got {temperature!r}; "
-                         "for the single most likely token use do_sample=False (greedy)")
+def check_settings(do_sample, temperature, top_k, top_p, max_new_tokens) -> tuple:
+    """Clear errors for settings that would crash or silently do something else, before the first step.
+    Returns them as (bool, float, int, float, int)."""
+    do_sample = check_flag(do_sample, "do_sample")
+    max_new_tokens = check_whole(max_new_tokens, "max_new_tokens", 0)
+    top_k = check_whole(top_k, "top_k", 0)
+    top_p = check_number(top_p, "top_p")
+    if not 0 < top_p <= 1:
+        raise InputError(f"top_p must be in (0, 1] (1 turns it off), got {top_p}")
+    temperature = check_number(temperature, "temperature")
+    if do_sample and temperature <= 0:
+        raise InputError(f"temperature must be > 0 when sampling, got {temperature}; for the single most likely "
+                         "token use do_sample=False (greedy)")
+    return do_sample, temperature, top_k, top_p, max_new_tokens
+
+
+def check_generation(model, eos_token_id):
+    """generate and stream need one of our causal LMs; eos_token_id is None, "config" or a token id."""
+    from .model import GPTJForCausalLM
+
+    if not isinstance(model, GPTJForCausalLM):
+        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
+                             "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers")
+    eos_token_id = model.config.eos_token_id if isinstance(eos_token_id, str) and eos_token_id == "config" else eos_token_id
+    return None if eos_token_id is None else check_whole(eos_token_id, "eos_token_id", 0, model.config.vocab_size - 1)
 
 
 @torch.inference_mode()
@@ -122,9 +146,11 @@ def generate(model, input_ids, max_new_tokens=50, do_sample=False, temperature=1
     ``attention_mask``. ``top_k`` defaults to 0 (off), unlike ``transformers`` (50). Raises before generating
     if the prompt plus ``max_new_tokens`` would pass the model's ``n_positions``.
     """
-    check_settings(do_sample, temperature, top_k, top_p, max_new_tokens)
-    eos_token_id = model.config.eos_token_id if eos_token_id == "config" else eos_token_id
-    check_length(model, input_ids, max_new_tokens)
+    eos_token_id = check_generation(model, eos_token_id)
+    do_sample, temperature, top_k, top_p, max_new_tokens = check_settings(do_sample, temperature, top_k, top_p,
+                                                                          max_new_tokens)
+    input_ids = check_length(model, input_ids, max_new_tokens)
+    attention_mask, fast = check_attention_mask(attention_mask, *input_ids.shape), check_flag(fast, "fast")
     if max_new_tokens == 0:
         return input_ids
     if fast:
@@ -138,14 +164,15 @@ def generate(model, input_ids, max_new_tokens=50, do_sample=False, temperature=1
     return torch.cat([input_ids, torch.stack(list(steps), dim=1)], dim=1)  # (batch, seq + new)
 
 
-def check_length(model, input_ids, max_new_tokens) -> None:
+def check_length(model, input_ids, max_new_tokens) -> torch.Tensor:
     """The prompt must be a (batch, seq) id tensor and fit, with the new tokens, in n_positions."""
     n_positions = model.config.n_positions
-    check_input_ids(input_ids, model.config.vocab_size, n_positions)
+    input_ids = check_input_ids(input_ids, model.config.vocab_size, n_positions)
     if input_ids.shape[1] + max_new_tokens > n_positions:
-        raise ValueError(f"the prompt ({input_ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds "
+        raise InputError(f"the prompt ({input_ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds "
                          f"n_positions ({n_positions}), the longest context of this model: use max_new_tokens <= "
                          f"{n_positions - input_ids.shape[1]} or a shorter prompt")
+    return input_ids
 
 
 def stream(model, tok, prompt: str, max_new_tokens=50, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
@@ -156,18 +183,19 @@ def stream(model, tok, prompt: str, max_new_tokens=50, do_sample=True, temperatu
     characters are complete, so every piece is valid text and ``"".join(pieces)`` is the decoded continuation.
     ``seed``: call ``torch.manual_seed(seed)`` first (same tokens as ``generate`` after the same seed).
     """
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}; for token ids use gt.generate")
-    if not prompt:
-        raise ValueError("the prompt is empty: give the model at least one character to continue")
-    check_settings(do_sample, temperature, top_k, top_p, max_new_tokens)
+    eos_token_id = check_generation(model, "config")
+    check_tokenizer(tok)
+    prompt = check_text(prompt, "prompt")
+    do_sample, temperature, top_k, top_p, max_new_tokens = check_settings(do_sample, temperature, top_k, top_p,
+                                                                          max_new_tokens)
+    seed = None if seed is None else check_whole(seed, "seed", 0, 2**63 - 1)
     input_ids = tok(prompt, return_tensors="pt").input_ids.to(model.device)  # (1, seq)
-    check_length(model, input_ids, max_new_tokens)
+    input_ids = check_length(model, input_ids, max_new_tokens)
     if seed is not None:
         torch.manual_seed(seed)
     new_ids, shown = [], ""
     for token in decode_steps(model, input_ids, max_new_tokens, do_sample, temperature, top_k, top_p,
-                              eos_token_id=model.config.eos_token_id):
+                              eos_token_id=eos_token_id):
         new_ids.append(token.item())
         text = tok.decode(new_ids)
         if not text.endswith("\ufffd"):  # "\ufffd": the last character is still incomplete

@@ -21,7 +21,9 @@ import html
 import ipywidgets as widgets
 import torch
 
-from .sampling import logits_to_probs, stream
+from .checks import check_tokenizer, check_whole
+from .errors import GPTJTeachError, InputTypeError
+from .sampling import check_generation, logits_to_probs, stream
 from .viz import token_labels
 
 SHOWN = 15  # bars in the chart
@@ -121,7 +123,7 @@ class Sampler(widgets.VBox):
                                 top_p=self.top_p.value, seed=self.seed.value):
                 self.text += piece
                 self.show_text()
-        except ValueError as error:  # an empty or too long prompt: say so where the text would go
+        except GPTJTeachError as error:  # an empty or too long prompt, a bad seed: say so where the text would go
             self.output.value = f"<pre>{html.escape(str(error))}</pre>"
         finally:
             self.button.disabled = False
@@ -135,4 +137,9 @@ class Sampler(widgets.VBox):
 
 def sampler(model, tok, prompt="def fib(n):", max_new_tokens=40, seed=0) -> Sampler:
     """``w = sampler(model, tok, "def fib(n):")``; display ``w`` in a notebook and move the sliders."""
-    return Sampler(model, tok, prompt, max_new_tokens, seed)
+    check_generation(model, None)
+    check_tokenizer(tok)
+    if not isinstance(prompt, str):
+        raise InputTypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    max_new_tokens = check_whole(max_new_tokens, "max_new_tokens", 1, model.config.n_positions)
+    return Sampler(model, tok, prompt, max_new_tokens, check_whole(seed, "seed", 0, 2**31 - 1))

@@ -140,5 +140,5 @@ def test_cuda_requested_without_a_gpu_is_explained(reference, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")  # pragma: no cover
     reference[0].save_pretrained(tmp_path)
-    with pytest.raises(CheckpointError, match="no CUDA GPU"):
+    with pytest.raises(gt.InputError, match="no CUDA GPU"):
         gt.load(tmp_path, device="cuda")

@@ -18,7 +18,7 @@ def model():
 @pytest.mark.parametrize("ids, error, message", [
     (torch.tensor([[1, 2, 97]]), ValueError, "outside the vocabulary"),
     (torch.tensor([[1, -3, 2]]), ValueError, "outside the vocabulary"),
-    (torch.tensor([[1.0, 2.0]]), TypeError, "integer token ids"),
+    (torch.tensor([[1.0, 2.0]]), TypeError, "integer ids"),
     (torch.tensor([1, 2, 3]), ValueError, r"shape \(batch, seq\)"),
     (torch.zeros(1, 0, dtype=torch.long), ValueError, "empty"),
     (torch.ones(1, 65, dtype=torch.long), ValueError, "n_positions"),
