@@ -18,6 +18,7 @@ import json
 import math
 import mmap
 import os
+import pickle
 import re
 import sys
 import zipfile
@@ -160,9 +161,8 @@ def read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
         raise CheckpointError(f"{path} is listed in the index but missing: download the checkpoint again")
     try:
         yield from (read_safetensors(path) if path.suffix == ".safetensors" else read_pickle(path))
-    except CheckpointError:
-        raise
-    except Exception as error:
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, json.JSONDecodeError, UnicodeDecodeError,
+            zipfile.BadZipFile) as error:  # what a damaged file (or a pickle that would run code) makes them raise
         raise CheckpointError(f"cannot read {path}: {type(error).__name__}: {error}. The file may be truncated or "
                               "corrupt (an interrupted download?): delete it and download or save it again") from error
 

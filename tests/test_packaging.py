@@ -1,6 +1,9 @@
 """environment.yml and pyproject.toml name the same dependencies; the README keeps its two commands."""
 
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from importlib.metadata import distribution
 from pathlib import Path
@@ -100,3 +103,31 @@ def test_installed_environment_is_exactly_the_lock():
     for name in needed:
         installed = Version(distribution(name).version)
         assert any(installed == Version(v) or installed.public == v for v in pins[name]), (name, installed, pins[name])
+
+
+SYNTHETIC = '''
+import logging, warnings
+
+def test_a_future_warning_raised_in_transformers():
+    warnings.warn_explicit("`old` is deprecated", FutureWarning, "modeling_gptj.py", 1,
+                           module="transformers.models.gptj.modeling_gptj")
+
+def test_a_deprecation_logged_by_transformers():
+    logging.getLogger("transformers.utils.generic").warning("`past_key_values` is deprecated. Use `cache`.")
+
+def test_an_ordinary_warning_from_elsewhere():
+    warnings.warn("something else", UserWarning)
+'''
+
+
+def test_deprecations_from_transformers_fail_the_test_that_triggers_them(tmp_path):
+    """The guards in pyproject.toml (warnings filters) and conftest.py (transformers' logger) at work."""
+    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path)
+    (tmp_path / "test_synthetic.py").write_text(SYNTHETIC)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",
+                          str(tmp_path), "-p", "no:randomly", str(tmp_path / "test_synthetic.py")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    summary = out.stdout.strip().splitlines()[-1]  # the logged one fails in its fixture's teardown: an error
+    assert "FAILED test_synthetic.py::test_a_future_warning_raised_in_transformers" in out.stdout, out.stdout[-2000:]
+    assert "ERROR test_synthetic.py::test_a_deprecation_logged_by_transformers" in out.stdout, out.stdout[-2000:]
+    assert "1 failed" in summary and "1 error" in summary and "2 passed" in summary, summary
