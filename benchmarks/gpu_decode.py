@@ -17,7 +17,6 @@ import time
 
 import torch
 import transformers
-from transformers.models.gptj.modeling_gptj import create_sinusoidal_positions
 
 import gptj_teach as gt
 
@@ -37,12 +36,8 @@ def build(config, device, dtype):
             else:
                 p.normal_(0, 0.02)
     ours.to(dtype).eval()
-    with torch.device("meta"):
-        theirs = transformers.GPTJForCausalLM(config)
-    theirs.load_state_dict(ours.state_dict(), assign=True)  # the same tensors: no second copy
-    for block in theirs.transformer.h:  # its rotary table is a non-persistent buffer: build it for real
-        block.attn.embed_positions = create_sinusoidal_positions(config.n_positions, config.rotary_dim).to(device)
-    return ours, theirs.eval()
+    # the same tensors (no second copy); transformers on its default attention path (sdpa from 5.24, eager before)
+    return ours, gt.reference.sharing(ours, attn_implementation=None)
 
 
 def sync(device):

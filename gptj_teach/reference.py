@@ -10,6 +10,7 @@ the next rewrite is met in this one file.
 
 * ``build(config, cls)``, ``from_pretrained(path, cls)``: the reference with ``attn_implementation="eager"``,
   the path that computes scores in fp32 like ours (so half-precision results can be compared bit for bit);
+  ``sharing(model)``: the reference on our model's own tensors (no second copy: the 6B on one GPU);
 * ``block_outputs(hf_model, layer, x)``, ``attention_outputs(hf_model, layer, h)``: what one block (or its
   attention) makes of the hidden states you give it, caught with ``catch`` and ``swap_input``;
 * ``forward_with_cache(hf_model, ids, cache)``: one step of decoding with the reference's own KV cache, passed
@@ -51,6 +52,28 @@ def from_pretrained(path, cls: str = "GPTJForCausalLM", dtype=torch.float32, att
     """A ``transformers`` GPT-J loaded from a checkpoint directory or hub id, in eval mode, in ``dtype``."""
     return auto_class(cls).from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation,
                                            **kwargs).eval()
+
+
+def sharing(model, cls: str = "GPTJForCausalLM", attn_implementation: str = ATTENTION):
+    """A ``transformers`` GPT-J on *our* model's tensors: no second copy of the weights (6B on one GPU).
+
+    Built on the meta device, its parameters assigned ours, its sinusoid tables (non-persistent buffers: each
+    attention layer's up to 5.23, one ``rotary_emb`` from 5.24) computed for real on the weights' device.
+    """
+    with torch.device("meta"):
+        theirs = auto_class(cls).from_config(model.config, attn_implementation=attn_implementation)
+    theirs.load_state_dict(model.state_dict(), assign=True, strict=False)  # legacy buffers are not ours to give
+    device = next(model.parameters()).device
+    for name, buffer in list(theirs.named_buffers()):
+        if buffer.is_meta and name.endswith("embed_positions"):  # (n_positions, rotary_dim): the sinusoid table
+            owner = theirs.get_submodule(name.rpartition(".")[0])
+            owner.register_buffer("embed_positions", create_sinusoidal_positions(*buffer.shape).to(device),
+                                  persistent=False)
+    left = [name for name, t in [*theirs.named_parameters(), *theirs.named_buffers()] if t.is_meta]
+    if left:
+        raise RuntimeError(f"reference.sharing: this transformers release keeps {left[0]!r} where we do not: "
+                           "update gptj_teach/reference.py")
+    return theirs.eval()
 
 
 def cache_of(output):

@@ -129,3 +129,13 @@ def test_token_by_token_with_the_reference_cache_equals_ours():
                       gt.model.make_mask(None, 7, 7, torch.float32, "cpu"))[0]
     assert len(caught["transformer.h.2.attn"]) == 7
     assert (torch.cat(caught["transformer.h.2.attn"], dim=1) - mine).abs().max() <= ATOL
+
+
+@torch.no_grad()
+def test_reference_sharing_our_tensors_is_the_reference():
+    """gt.reference.sharing: transformers' model on our parameters (no copy), its sinusoid tables rebuilt."""
+    hf, ours = make_pair(make_config("odd"))
+    theirs = ref.sharing(ours)
+    assert [t.data_ptr() for t in theirs.state_dict().values()] == [t.data_ptr() for t in ours.state_dict().values()]
+    ids = torch.randint(1, 97, (2, 9))
+    assert torch.equal(theirs(ids).logits, hf(ids).logits)
