@@ -33,7 +33,8 @@ from transformers import GPTJConfig
 
 from .checks import check_config, check_device, check_dtype, check_flag
 from .errors import CheckpointError, InputError, InputTypeError
-from .model import LEGACY_BUFFERS, GPTJForCausalLM
+from .model import (LEGACY_BUFFERS, GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification,
+                    GPTJModel)
 from .tokenizer import load_tokenizer
 
 TINY = Path(__file__).parent / "checkpoints" / "tiny"
@@ -47,16 +48,23 @@ SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.f
                       "U64": torch.uint64, "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8,
                       "BOOL": torch.bool}  # the format also names C64, F8_E8M0, F6_*, F4: refused by name below
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
+CLASSES = {cls.__name__: cls for cls in (GPTJForCausalLM, GPTJForSequenceClassification, GPTJForQuestionAnswering,
+                                         GPTJModel)}
 
 
-def load(name_or_path="tiny", revision=None, dtype=None, device=None, progress=None):
+def load(name_or_path="tiny", revision=None, dtype=None, device=None, progress=None, cls=GPTJForCausalLM):
     """Load a GPT-J causal LM and its tokenizer: ``model, tok = load("tiny")``.
 
     name_or_path: ``"tiny"`` (the checkpoint shipped in the package), a local directory in the Hugging Face
     layout, or a hub id such as ``"EleutherAI/gpt-j-6B"`` (downloaded, needs internet; ``revision="float16"``
     is the 12.1 GB half-precision branch). dtype: default float32. device: default "cpu".
+    cls: the class to build (or its name): ``GPTJForCausalLM`` (default), ``GPTJForSequenceClassification``,
+    ``GPTJForQuestionAnswering`` (checkpoints saved with that head), or ``GPTJModel`` (the body of any of them).
     Returns (model in eval mode, tokenizer).
     """
+    if cls not in CLASSES.values() and cls not in CLASSES:
+        raise InputError(f"cls must be one of {', '.join(CLASSES)} (the class or its name), got {cls!r}")
+    cls = CLASSES.get(cls, cls)
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise InputTypeError(f"name_or_path must be 'tiny', a directory or a hub id (a str or a Path), got "
                              f"{type(name_or_path).__name__}")
@@ -66,7 +74,7 @@ def load(name_or_path="tiny", revision=None, dtype=None, device=None, progress=N
     device = torch.device("cpu") if device is None else check_device(device)
     progress = None if progress is None else check_flag(progress, "progress")
     directory = resolve(name_or_path, revision)
-    model = load_weights(GPTJForCausalLM, read_config(directory), directory, dtype, device, progress)
+    model = load_weights(cls, read_config(directory), directory, dtype, device, progress)
     return model.eval(), load_tokenizer()
 
 
@@ -269,9 +277,14 @@ def put_tensor(model, expected, name, tensor, dtype, device, copy=True) -> None:
     copy=False: ``tensor`` is ours to keep, so when it already has the wanted dtype and device it is used as is."""
     if name.endswith(LEGACY_BUFFERS):
         return  # old checkpoints stored the causal mask; ours is built on the fly
+    if isinstance(model, GPTJModel) and name.startswith("transformer."):
+        name = name.removeprefix("transformer.")  # the body of a checkpoint saved with a head
+    elif isinstance(model, GPTJModel) and name.split(".")[0] in ("lm_head", "score", "qa_outputs"):
+        return  # a head: not part of the body
     if name not in expected:
         hint = " (keys of a GPTJModel lack the 'transformer.' prefix)" if f"transformer.{name}" in expected else ""
-        raise CheckpointError(f"unexpected weight {name!r} in the checkpoint{hint}: is it a GPT-J causal LM?")
+        raise CheckpointError(f"unexpected weight {name!r} in the checkpoint{hint}: was it saved with another head? "
+                              f"Pass cls= the class it was saved as (config.json's 'architectures')")
     if tuple(tensor.shape) != tuple(expected[name].shape):
         raise CheckpointError(f"{name!r} has shape {tuple(tensor.shape)} in the checkpoint but the config asks for "
                               f"{tuple(expected[name].shape)}: config.json and the weights do not belong together")

@@ -240,7 +240,7 @@ class GPTJForQuestionAnswering(GPTJPreTrained):
         super().__init__()
         self.config = config
         self.transformer = GPTJModel(config)
-        self.qa_outputs = nn.Linear(config.n_embd, config.num_labels)
+        self.qa_outputs = nn.Linear(config.n_embd, 2)  # start, end (transformers 5.24 fixed it at 2, as here)
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, start_positions=None, end_positions=None,
                 output_attentions=False, output_hidden_states=False):

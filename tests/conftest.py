@@ -1,10 +1,18 @@
 """Shared fixtures: small random GPT-J configs, each as a transformers model and ours sharing its weights."""
 
 import logging
+import os
 
 import pytest
 import torch
 import transformers
+from hypothesis import settings
+
+# In CI every property test draws the same examples on every run (a failure there is a bug, never bad luck);
+# on a developer's machine hypothesis keeps exploring new ones and remembers the failures it finds.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 # transformers announces some deprecations through its logger rather than the warnings module (5.24's
 # `past_key_values` -> `cache` rename, for one). Keep its warnings on and fail the test that triggers one.

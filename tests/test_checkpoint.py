@@ -142,3 +142,34 @@ def test_cuda_requested_without_a_gpu_is_explained(reference, tmp_path):
     reference[0].save_pretrained(tmp_path)
     with pytest.raises(gt.InputError, match="no CUDA GPU"):
         gt.load(tmp_path, device="cuda")
+
+
+@pytest.mark.parametrize("cls_name", ["GPTJForSequenceClassification", "GPTJForQuestionAnswering"])
+def test_every_head_loads_by_class_or_name(tmp_path, cls_name):
+    labels = dict(num_labels=3, pad_token_id=0) if cls_name == "GPTJForSequenceClassification" else {}
+    hf, _ = make_pair(make_config("small", **labels), cls_name)
+    hf.save_pretrained(tmp_path)
+    for cls in (cls_name, getattr(gt, cls_name)):
+        ours, _ = gt.load(tmp_path, cls=cls)
+        assert type(ours).__name__ == cls_name
+        with torch.no_grad():
+            mine, theirs = ours(IDS), hf(IDS)
+        for field in ("logits", "start_logits", "end_logits"):
+            if field in theirs:
+                assert (mine[field] - theirs[field]).abs().max() <= 1e-5, field
+
+
+def test_the_body_of_a_causal_lm_checkpoint_loads_as_gptjmodel(reference, tmp_path):
+    hf, _ = reference
+    hf.save_pretrained(tmp_path)
+    body, _ = gt.load(tmp_path, cls=gt.GPTJModel)
+    with torch.no_grad():
+        assert (body(IDS).last_hidden_state - hf.transformer(IDS).last_hidden_state).abs().max() <= 1e-5
+
+
+def test_a_head_the_checkpoint_lacks_is_named(reference, tmp_path):
+    reference[0].save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="another head"):
+        gt.load(tmp_path, cls="GPTJForQuestionAnswering")
+    with pytest.raises(gt.InputError, match="cls must be one of"):
+        gt.load(tmp_path, cls="GPT2")

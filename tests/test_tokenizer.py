@@ -1,6 +1,6 @@
 """The offline GPT-J tokenizer: GPT-2's BPE files plus 143 extra tokens."""
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import gptj_teach as gt
@@ -40,6 +40,9 @@ def test_encode_decode_round_trips_any_text(text):
 @settings(max_examples=100, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
 def test_hand_built_bpe_equals_the_tokenizer(text):
+    # the law holds for ordinary text: the tokenizer matches its special tokens ("<|endoftext|>", the extra
+    # tokens) before BPE, and the hand-built pipeline teaches BPE only (hypothesis draws these strings from our code)
+    assume("<|endoftext|>" not in text and "<|extratoken_" not in text)
     by_hand = [i for piece in encode_and_show_work(text) for i in piece["ids"]]
     assert by_hand == TOK(text).input_ids
 
