@@ -18,7 +18,8 @@ from .sampling import generate, stream
 from .tokenizer import load_tokenizer
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "GPTJTeachError", "InputError", "InputTypeError", "GPTJForCausalLM", "GPTJForQuestionAnswering", "GPTJForSequenceClassification",
+__all__ = ["CheckpointError", "GPTJTeachError", "InputError", "InputTypeError", "GPTJForCausalLM",
+           "GPTJForQuestionAnswering", "GPTJForSequenceClassification",
            "GPTJModel", "generate", "load", "load_tokenizer", "stream"]
 
 

@@ -54,9 +54,9 @@ def check_number(value, name: str) -> float:
     return float(value)
 
 
-def check_tensor(value, name: str, dims: int, kinds: str = "integer") -> torch.Tensor:
-    """A torch.Tensor with ``dims`` dimensions whose dtype is of ``kinds``: "integer", "mask" (bool, integer or
-    float), "float" or "labels" (integer or float)."""
+def check_tensor(value, name: str, dims: int | None, kinds: str = "integer") -> torch.Tensor:
+    """A torch.Tensor with ``dims`` dimensions (None: any) whose dtype is of ``kinds``: "integer", "mask" (bool,
+    integer or float), "float" or "labels" (integer or float)."""
     if not isinstance(value, torch.Tensor):
         hint = "; for text use tok(text, return_tensors='pt').input_ids" if name == "input_ids" else ""
         raise InputTypeError(f"{name} must be a torch.Tensor, got {describe(value)}: wrap it with torch.tensor(...){hint}")
@@ -69,7 +69,7 @@ def check_tensor(value, name: str, dims: int, kinds: str = "integer") -> torch.T
                   "labels": "integer classes or float targets"}[kinds]
         raise InputTypeError(f"{name} must hold {wanted}, got dtype {value.dtype}; convert with "
                              f"{'.long()' if kinds != 'float' else '.float()'}")
-    if value.dim() != dims:
+    if dims is not None and value.dim() != dims:
         shape = {1: "(batch,)", 2: "(batch, seq)", 4: "(batch, heads, seq, head_dim)"}[dims]
         hint = f"; for a single sequence use {name}[None]" if dims == 2 and value.dim() == 1 else ""
         raise InputError(f"{name} must have shape {shape}, got {tuple(value.shape)}{hint}")
@@ -210,8 +210,8 @@ def check_config(config) -> None:
     if config.n_embd % config.n_head:
         raise InputError(f"n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head})")
     head_dim = config.n_embd // config.n_head
-    rotary_dim = config.rotary_dim or head_dim
-    if not isinstance(rotary_dim, int) or isinstance(rotary_dim, bool) or rotary_dim % 2 or not 0 < rotary_dim <= head_dim:
+    rotary_dim = check_whole(config.rotary_dim or head_dim, "config.rotary_dim", 1, head_dim)
+    if rotary_dim % 2:
         raise InputError(f"rotary_dim ({config.rotary_dim!r}) must be even and at most head_dim ({head_dim})")
     if config.n_inner is not None:
         check_whole(config.n_inner, "config.n_inner", 1)

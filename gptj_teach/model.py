@@ -71,7 +71,7 @@ class GPTJPreTrained(nn.Module):
         """Wrap a ``transformers`` GPT-J model of the same kind: the parameters are *its* tensors (no copy)."""
         if type(hf_model).__name__ != cls.__name__:
             raise InputTypeError(f"{cls.__name__}.from_transformers needs a transformers {cls.__name__}, "
-                            f"got {type(hf_model).__name__}")
+                                 f"got {type(hf_model).__name__}")
         with torch.device("meta"):  # allocate nothing: every parameter is replaced just below
             model = cls(hf_model.config)
         state = {k: v for k, v in hf_model.state_dict().items() if not k.endswith(LEGACY_BUFFERS)}
@@ -133,7 +133,6 @@ class GPTJModel(GPTJPreTrained):
             hidden_states=tuple(hidden) + (x,) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None)
 
-
     def check_inputs(self, input_ids, attention_mask, cache, position_ids):
         """Every tensor a caller hands to forward, checked (checks.py) and returned as forward uses it."""
         batch = check_tensor(input_ids, "input_ids", 2).shape[0]
@@ -192,9 +191,9 @@ class GPTJForSequenceClassification(GPTJPreTrained):
                 output_hidden_states=False):
         """labels: (batch,) class ids (cross-entropy), floats for num_labels == 1 (regression) or (batch, num_labels)
         multi-hot floats (binary cross-entropy), the three cases of ``transformers``."""
-        pad = getattr(self.config, "pad_token_id", None)
+        pad = getattr(self.config, "pad_token_id", None)  # unset, it is no attribute at all in some 5.x releases
         if pad is not None:
-            pad = check_whole(pad, "config.pad_token_id", 0, self.config.vocab_size - 1)  # an unset pad_token_id is no attribute at all in some 5.x releases
+            pad = check_whole(pad, "config.pad_token_id", 0, self.config.vocab_size - 1)
         if pad is None and input_ids.shape[0] != 1:
             raise InputError("a batch above 1 needs config.pad_token_id to find each row's last token: "
                              "set it (GPT-J has no pad token; tok.eos_token_id is the usual choice)")
@@ -212,7 +211,7 @@ class GPTJForSequenceClassification(GPTJPreTrained):
 def check_class_labels(labels, shape) -> torch.Tensor:
     """Labels of the three kinds ``classification_loss`` takes, for a pooled output of ``shape`` (batch, num_labels)."""
     batch, num_labels = shape
-    labels = check_tensor(labels, "labels", labels.dim() if isinstance(labels, torch.Tensor) else 1, "labels")
+    labels = check_tensor(labels, "labels", None, "labels")  # the shape depends on the kind: checked below
     if num_labels == 1 or labels.dtype.is_floating_point:  # regression targets or multi-hot floats
         want = (batch,) if num_labels == 1 else (batch, num_labels)
         if labels.numel() != batch * num_labels or (num_labels > 1 and tuple(labels.shape) != want):
@@ -254,7 +253,7 @@ class GPTJForQuestionAnswering(GPTJPreTrained):
             raise InputError("pass both start_positions and end_positions (for the loss), or neither")
         if start_positions is not None:
             for name, value in (("start_positions", start_positions), ("end_positions", end_positions)):
-                if check_tensor(value, name, value.dim() if isinstance(value, torch.Tensor) else 1).numel() != len(start):
+                if check_tensor(value, name, None).numel() != len(start):
                     raise InputError(f"{name} must hold one token index per row ({len(start)}), got {tuple(value.shape)}")
             ignored = start.shape[1]  # an answer outside the input cannot be scored
             loss = (F.cross_entropy(start, start_positions.view(-1).clamp(0, ignored), ignore_index=ignored)

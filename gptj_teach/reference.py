@@ -137,7 +137,7 @@ def block_outputs(hf_model, layer: int, x: torch.Tensor, attention_mask=None, po
     make of ``ln_1(x)``, ``block``, the block's output ``x + attn + mlp`` (each (batch, seq, n_embd)), and the
     attention ``weights`` (batch, heads, seq, seq).
     """
-    prefix = f"{hf_model.base_model_prefix}.h.{layer}" if hf_model.base_model is not hf_model else f"h.{layer}"
+    prefix = block_name(hf_model, layer)
     names = {"attn": f"{prefix}.attn", "mlp": f"{prefix}.mlp", "block": prefix}
     with swap_input(hf_model.get_submodule(prefix), x), catch(hf_model, *names.values()) as caught:
         out = run_body(hf_model, x, attention_mask, position_ids)
@@ -150,10 +150,15 @@ def attention_outputs(hf_model, layer: int, h: torch.Tensor, attention_mask=None
 
     Returns (output (batch, seq, n_embd), weights (batch, heads, seq, seq)).
     """
-    prefix = f"{hf_model.base_model_prefix}.h.{layer}.attn" if hf_model.base_model is not hf_model else f"h.{layer}.attn"
+    prefix = f"{block_name(hf_model, layer)}.attn"
     with swap_input(hf_model.get_submodule(prefix), h), catch(hf_model, prefix) as caught:
         out = run_body(hf_model, h, attention_mask, position_ids)
     return caught[prefix][0], out.attentions[layer]
+
+
+def block_name(hf_model, layer: int) -> str:
+    """The submodule name of block ``layer``: ``transformer.h.3`` in a model with a head, ``h.3`` in the body."""
+    return f"h.{layer}" if hf_model.base_model is hf_model else f"{hf_model.base_model_prefix}.h.{layer}"
 
 
 def run_body(hf_model, x, attention_mask, position_ids):

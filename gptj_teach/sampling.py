@@ -27,7 +27,8 @@ from collections.abc import Iterator
 
 import torch
 
-from .checks import check_attention_mask, check_flag, check_input_ids, check_number, check_text, check_tokenizer, check_whole
+from .checks import (check_attention_mask, check_flag, check_input_ids, check_number, check_text, check_tokenizer,
+                     check_whole)
 from .errors import InputError, InputTypeError
 
 

@@ -171,5 +171,6 @@ def test_a_head_the_checkpoint_lacks_is_named(reference, tmp_path):
     reference[0].save_pretrained(tmp_path)
     with pytest.raises(CheckpointError, match="another head"):
         gt.load(tmp_path, cls="GPTJForQuestionAnswering")
-    with pytest.raises(gt.InputError, match="cls must be one of"):
-        gt.load(tmp_path, cls="GPT2")
+    for cls in ("GPT2", [], None):
+        with pytest.raises(gt.InputError, match="cls must be one of"):
+            gt.load(tmp_path, cls=cls)
