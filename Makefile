@@ -55,8 +55,8 @@ lock:
 	test -x $(UV) || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }
 	echo "torch==$(TORCH_LOCK_VERSION)" > $(VENV)/torch-pin.txt
 	{ echo "# Exact versions of every package that set-up installs (make lock writes this file; do not edit)."; \
-	  echo "# From pyproject.toml's ranges with extras test + colab, for every platform; torch's CUDA wheels left out."; \
-	  $(UV) pip compile pyproject.toml --universal --extra test --extra colab -c $(VENV)/torch-pin.txt \
+	  echo "# From pyproject.toml's ranges with extras test + colab + crosscheck, for every platform; torch's CUDA wheels left out."; \
+	  $(UV) pip compile pyproject.toml --universal --extra test --extra colab --extra crosscheck -c $(VENV)/torch-pin.txt \
 	    --no-annotate --no-header --quiet | grep -vE '^(nvidia-|triton|cuda-)'; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
 
@@ -64,15 +64,20 @@ lock:
 # allows (lowest-direct: each dependency we name at its minimum) and at the newest released (the canary that
 # meets the next transformers before a user does). torch comes from PyPI there (a CUDA build on Linux: it runs
 # on the CPU too), unless pip's find-links folder or the PyTorch CPU index offers that version.
+# TransformerLens 3.9.0 (the cross-check of inspect.py) needs transformers >= 5.9: the lowest run leaves it out.
 MATRIX_lowest := --resolution lowest-direct
 MATRIX_newest := --upgrade
+EXTRAS_lowest := test
+EXTRAS_newest := test,crosscheck
+MARKS_lowest := not lock and not crosscheck
+MARKS_newest := not lock
 .PHONY: test-lowest test-newest
 test-lowest test-newest: test-%: $(VENV)/.ready
 	rm -rf $(VENV)-$*
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)-$*
-	$(UV) pip install --quiet --python $(VENV)-$*/bin/python $(MATRIX_$*) -e ".[test]"
+	$(UV) pip install --quiet --python $(VENV)-$*/bin/python $(MATRIX_$*) -e ".[$(EXTRAS_$*)]"
 	$(VENV)-$*/bin/python -c "import torch, transformers as t; print('$*: torch', torch.__version__, '/ transformers', t.__version__)"
-	$(VENV)-$*/bin/python -m pytest tests notebooks $(NBVAL) --ignore=tests/browser -m "not lock" $(PYTEST_ARGS)
+	$(VENV)-$*/bin/python -m pytest tests notebooks $(NBVAL) --ignore=tests/browser -m "$(MARKS_$*)" $(PYTEST_ARGS)
 
 # The lock with one package moved (CI: PIN=transformers==5.23.0, the release before 5.24 rewrote its GPT-J):
 # the parity tests and the notebooks that compare layer by layer, against that reference.

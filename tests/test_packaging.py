@@ -55,10 +55,10 @@ def locked() -> dict:
 
 
 def direct_requirements() -> list:
-    """pyproject's dependencies and the extras that set-up installs (test, which includes notebooks; colab)."""
+    """pyproject's dependencies and the extras that set-up installs (test, which includes notebooks; colab; crosscheck)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    names = project["dependencies"] + extras["test"] + extras["notebooks"] + extras["colab"]
+    names = project["dependencies"] + extras["test"] + extras["notebooks"] + extras["colab"] + extras["crosscheck"]
     return [Requirement(r) for r in names if not r.startswith("gptj_teach")]
 
 
