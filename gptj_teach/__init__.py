@@ -26,7 +26,7 @@ __all__ = ["CheckpointError", "GPTJTeachError", "InputError", "InputTypeError", 
 def __getattr__(name):
     """Import the notebook-side modules (viz, widgets, ...) on first use, so the core needs no plotting stack."""
     if name in {"viz", "widgets", "memory", "exercises", "sampling", "rotary", "attention", "block", "tokenizer",
-                "parity", "checks", "model", "checkpoint", "reference", "outputs", "errors",
+                "parity", "checks", "model", "checkpoint", "reference", "outputs", "errors", "bertviz_views",
                 "cli", "fast"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'gptj_teach' has no attribute {name!r}")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .rotary import apply_rotary
+from .rotary import Rotary
 
 KVCache = tuple[torch.Tensor, torch.Tensor]  # (keys, values): each (batch, heads, seq_so_far, head_dim)
 
@@ -77,6 +77,8 @@ class GPTJAttention(nn.Module):
         self.v_proj = nn.Linear(n_embd, n_embd, bias=False)  # dicts list their keys identically
         self.q_proj = nn.Linear(n_embd, n_embd, bias=False)
         self.out_proj = nn.Linear(n_embd, n_embd, bias=False)
+        self.rotary_q = Rotary(self.rotary_dim)  # weightless: named only so that hooks can reach q and k
+        self.rotary_k = Rotary(self.rotary_dim)
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
@@ -85,8 +87,8 @@ class GPTJAttention(nn.Module):
 
         Returns (output (batch, seq, n_embd), present KV cache, weights or None).
         """
-        q = apply_rotary(split_heads(self.q_proj(x), self.n_head), position_ids, self.rotary_dim)
-        k = apply_rotary(split_heads(self.k_proj(x), self.n_head), position_ids, self.rotary_dim)
+        q = self.rotary_q(split_heads(self.q_proj(x), self.n_head), position_ids)
+        k = self.rotary_k(split_heads(self.k_proj(x), self.n_head), position_ids)
         v = split_heads(self.v_proj(x), self.n_head)  # (batch, seq, heads, head_dim) all three
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (batch, heads, seq, head_dim)
         if layer_past is not None:  # prepend the cached keys and values of earlier tokens

@@ -28,6 +28,14 @@ def gelu_new(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
+class NewGELU(nn.Module):
+    """``gelu_new`` as a module (``transformers``' ``NewGELUActivation``): the MLP's activation gets a name,
+    ``mlp.act``, where a forward hook can read the activations after the nonlinearity."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gelu_new(x)
+
+
 class GPTJMLP(nn.Module):
     """The feed-forward network: ``fc_out(gelu_new(fc_in(x)))``, n_embd -> n_inner (4 x n_embd) -> n_embd, with biases."""
 
@@ -35,12 +43,13 @@ class GPTJMLP(nn.Module):
         super().__init__()
         n_inner = config.n_inner or 4 * config.n_embd
         self.fc_in = nn.Linear(config.n_embd, n_inner)
+        self.act = NewGELU()
         self.fc_out = nn.Linear(n_inner, config.n_embd)
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, n_embd) -> (batch, seq, n_embd)."""
-        return self.dropout(self.fc_out(gelu_new(self.fc_in(x))))  # inside: (batch, seq, n_inner)
+        return self.dropout(self.fc_out(self.act(self.fc_in(x))))  # inside: (batch, seq, n_inner)
 
 
 class GPTJBlock(nn.Module):

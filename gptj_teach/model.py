@@ -84,6 +84,21 @@ class GPTJPreTrained(nn.Module):
 
         return save(self, path, dtype=dtype)
 
+    @torch.no_grad()
+    def init_weights(self, std: float = 0.02):
+        """Random weights the GPT-2 / GPT-J way, for training from scratch: every matrix and the embedding drawn
+        from N(0, std), biases 0, LayerNorms the identity (weight 1, bias 0). Uses the global torch generator,
+        so ``torch.manual_seed`` first makes it repeatable. Returns the model."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        return self
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

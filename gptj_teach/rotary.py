@@ -17,6 +17,7 @@ References: Su et al., RoFormer (2021); mesh-transformer-jax ``fixed_pos_embeddi
 """
 
 import torch
+from torch import nn
 
 
 def inv_frequencies(rotary_dim: int) -> torch.Tensor:
@@ -66,3 +67,19 @@ def apply_rotary(x: torch.Tensor, position_ids: torch.Tensor, rotary_dim: int) -
     x_rot, x_pass = x[..., :rotary_dim], x[..., rotary_dim:]  # (.., rotary_dim), (.., head_dim - rotary_dim)
     x_rot = apply_rotary_pos_emb(x_rot, sin.to(x.dtype), cos.to(x.dtype))
     return torch.cat([x_rot, x_pass], dim=-1)  # (batch, seq, heads, head_dim)
+
+
+class Rotary(nn.Module):
+    """``apply_rotary`` as a module with no weights. Attention holds one for q and one for k, so that a forward
+    hook (``inspect.py``) can read or change the rotated queries and keys by name."""
+
+    def __init__(self, rotary_dim: int):
+        super().__init__()
+        self.rotary_dim = rotary_dim
+
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        """x: (batch, seq, heads, head_dim); position_ids: (batch, seq). Returns the same shape as x."""
+        return apply_rotary(x, position_ids, self.rotary_dim)
+
+    def extra_repr(self) -> str:
+        return f"rotary_dim={self.rotary_dim}"

@@ -86,15 +86,6 @@ def tiny_config(vocab_size=50400, n_positions=512) -> GPTJConfig:
                       bos_token_id=50256, eos_token_id=50256, architectures=["GPTJForCausalLM"])
 
 
-def init_weights(model) -> None:
-    """GPT-2 / GPT-J style initialisation: N(0, 0.02) matrices and embeddings, zero biases, unit LayerNorms."""
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
-            torch.nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, torch.nn.Linear) and module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
-
-
 class LinearCrossEntropy(torch.autograd.Function):
     """``cross_entropy(h @ weight.T + bias, targets)`` in one step, matmuls in bf16, softmax in fp32.
 
@@ -224,7 +215,7 @@ def main(argv=None):
           f"({(compact[valid_ids] < 0).float().mean():.3%} of held-out tokens never seen in training)")
 
     model = gt.GPTJForCausalLM(tiny_config(len(keep), args.seq)).to(device)
-    init_weights(model)
+    model.init_weights()
     decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "wte" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "wte" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],

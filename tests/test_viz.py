@@ -18,7 +18,7 @@ import transformers  # noqa: E402
 from gptj_teach.reference import create_sinusoidal_positions  # noqa: E402
 
 import gptj_teach as gt  # noqa: E402
-from gptj_teach import viz  # noqa: E402
+from gptj_teach import bertviz_views, viz  # noqa: E402
 from gptj_teach.parity import report_parity  # noqa: E402
 
 CODE = '''def fibonacci(n):
@@ -118,7 +118,7 @@ def test_attention_grid_has_layers_times_heads_panels(run64):
 
 
 # ---- bertviz --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("view", [viz.head_view, viz.model_view])
+@pytest.mark.parametrize("view", [bertviz_views.head_view, bertviz_views.model_view])
 def test_views_carry_the_tokens_and_the_rounded_weights(run64, view):
     _, labels, ours, _ = run64
     page = view(ours.attentions, labels).data
@@ -131,7 +131,7 @@ def test_views_carry_the_tokens_and_the_rounded_weights(run64, view):
     assert page.count('"attn"') == 1  # bertviz alone sends every number twice
 
 
-@pytest.mark.parametrize("view", [viz.head_view, viz.model_view])
+@pytest.mark.parametrize("view", [bertviz_views.head_view, bertviz_views.model_view])
 def test_views_accept_transformers_outputs_and_agree_with_ours(run64, view):
     _, labels, ours, theirs = run64
     assert report_parity("attention maps", ours.attentions, theirs.attentions, atol=1e-5)
@@ -145,7 +145,7 @@ def test_payload_of_a_64_token_prompt_stays_small(run64):
     _, labels, ours, _ = run64
     from bertviz import head_view as bertviz_head_view
     plain = bertviz_head_view(ours.attentions, labels, html_action="return").data
-    for view in (viz.head_view, viz.model_view):
+    for view in (bertviz_views.head_view, bertviz_views.model_view):
         page = view(ours, labels).data
         assert len(page) < 250_000, len(page)  # 4 layers x 3 heads x 64 x 64 weights
         assert len(page) < len(plain) / 5
@@ -154,15 +154,15 @@ def test_payload_of_a_64_token_prompt_stays_small(run64):
 
 def test_offline_page_inlines_the_libraries_and_fetches_nothing(run64):
     _, labels, ours, _ = run64
-    online = viz.head_view(ours, labels).data
+    online = bertviz_views.head_view(ours, labels).data
     assert "cdnjs.cloudflare.com" in online  # the default page loads its scripts from a CDN
-    for view in (viz.head_view, viz.model_view):
+    for view in (bertviz_views.head_view, bertviz_views.model_view):
         page = view(ours, labels, offline=True).data
         assert not re.search(r"<script[^>]*\bsrc=", page)
         assert not re.search(r"cdnjs|jsdelivr|unpkg|googleapis|require\.config", page)
         assert not re.search(r"""["'](https?:)?//[^"']*\.js["']""", page)  # no script URL anywhere
         for name in ("require.min.js", "d3.min.js", "jquery.min.js"):
-            assert (viz.VENDOR / name).read_text(encoding="utf-8") in page
+            assert (bertviz_views.VENDOR / name).read_text(encoding="utf-8") in page
         assert 'define("d3"' in page and 'define("jquery"' in page
         assert page_params(page)["attention"][0]["left_text"] == labels
 
@@ -170,22 +170,22 @@ def test_offline_page_inlines_the_libraries_and_fetches_nothing(run64):
 def test_vendored_scripts_have_their_licences():
     for name, licence in [("require.min.js", "LICENSE-requirejs.txt"), ("d3.min.js", "LICENSE-d3.txt"),
                           ("jquery.min.js", "LICENSE-jquery.txt")]:
-        assert (viz.VENDOR / name).stat().st_size > 10_000
-        assert "Copyright" in (viz.VENDOR / licence).read_text(encoding="utf-8")
+        assert (bertviz_views.VENDOR / name).stat().st_size > 10_000
+        assert "Copyright" in (bertviz_views.VENDOR / licence).read_text(encoding="utf-8")
 
 
 def test_big_models_show_one_layer_unless_asked(run64):
-    assert viz.default_layers(4) == [0, 1, 2, 3]
-    assert viz.default_layers(28) == [0] and viz.default_layers(28, layer=20) == [20]
+    assert bertviz_views.default_layers(4) == [0, 1, 2, 3]
+    assert bertviz_views.default_layers(28) == [0] and bertviz_views.default_layers(28, layer=20) == [20]
     _, labels, ours, _ = run64
-    page = viz.head_view(ours, labels, layer=2, include_layers=[2, 3]).data
+    page = bertviz_views.head_view(ours, labels, layer=2, include_layers=[2, 3]).data
     assert page_params(page)["include_layers"] == [2, 3]
     assert torch.tensor(page_params(page)["attention"][0]["attn"]).shape == (2, 3, 64, 64)
 
 
 def test_a_changed_bertviz_page_is_an_error_not_a_silent_cdn_load():
     with pytest.raises(RuntimeError, match="changed shape"):
-        viz.inline_scripts("<div>no bertviz here</div>")
+        bertviz_views.inline_scripts("<div>no bertviz here</div>")
 
 
 # ---- distributions and rotary -----------------------------------------------------------------------------

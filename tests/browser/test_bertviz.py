@@ -101,9 +101,9 @@ def test_offline_views_draw_with_every_external_request_blocked(new_page, static
     with torch.no_grad():
         out = model(tok(prompt, return_tensors="pt").input_ids, output_attentions=True)
     # two views in one page: the second finds require.js, d3 and jQuery already there, as in a notebook
-    (folder / "offline.html").write_text(page_of(gt.viz.head_view(out, tokens, offline=True),
-                                                 gt.viz.model_view(out, tokens, offline=True)), encoding="utf-8")
-    (folder / "online.html").write_text(page_of(gt.viz.head_view(out, tokens)), encoding="utf-8")
+    (folder / "offline.html").write_text(page_of(gt.bertviz_views.head_view(out, tokens, offline=True),
+                                                 gt.bertviz_views.model_view(out, tokens, offline=True)), encoding="utf-8")
+    (folder / "online.html").write_text(page_of(gt.bertviz_views.head_view(out, tokens)), encoding="utf-8")
 
     network = Network()  # no CDN copies: every request that leaves 127.0.0.1 is aborted
     page = new_page(network)
