@@ -1,17 +1,22 @@
-"""How much host RAM does loading a GPT-J checkpoint take? Writes a 6B-shaped fp16 checkpoint in two layouts
-(one ``pytorch_model.bin``, like the 6B's float16 branch, and sharded safetensors), loads each with
-``gt.load`` in a fresh process, and prints the peak host RSS above the interpreter's baseline and the GPU memory.
+"""How long and how much host RAM does loading a GPT-J checkpoint take? Writes a 6B-shaped fp16 checkpoint in
+two layouts (one ``pytorch_model.bin``, like the 6B's float16 branch, and sharded safetensors), loads each with
+``gt.load`` in a fresh process with the files dropped from the page cache first (``posix_fadvise``, so the
+disk is read for real), and prints seconds, the peak host RSS above the interpreter's baseline, and the GPU
+memory. For comparison, in the same run: ``transformers``' ``from_pretrained`` plus its first forward pass on
+the safetensors (it maps the file, and the pages are read during that first forward).
 
-    python benchmarks/load_memory.py                              # 6B shapes onto CUDA (needs ~25 GB of disk)
+    python benchmarks/load_memory.py --device cpu                 # 6B shapes on the CPU (~25 GB of disk)
+    python benchmarks/load_memory.py                              # onto CUDA
     python benchmarks/load_memory.py --config small --device cpu  # a smoke test anywhere
 
-On a GPU the target is a peak of at most 3 GB above the baseline for both layouts (Colab's free tier has
-12.7 GB of RAM; the weights are 12.1 GB). On the CPU the model itself lives in host RAM, so the figure to
-read there is the peak minus the model's own bytes.
+Targets (issue 12): sharded safetensors no slower than the .bin; on the CPU the peak minus the model's own
+bytes <= 0.6 GB; load time within 1.5x of transformers' load + first forward. On a GPU: a peak of at most
+3 GB above the baseline (Colab's free tier has 12.7 GB of RAM; the weights are 12.1 GB).
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gpu_decode import CONFIGS, build  # noqa: E402
 
 MEASURE = """
-import json, pathlib, sys, tempfile, psutil, torch, transformers, gptj_teach as gt
+import json, pathlib, sys, tempfile, time, torch, transformers, gptj_teach as gt
 def high_water_mark():  # the peak RSS of this process so far (VmHWM; ru_maxrss would include the parent's)
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
     return int(line.split()[1]) * 1024
@@ -39,13 +44,44 @@ with tempfile.TemporaryDirectory() as warm:
     del small
     gt.load(warm, dtype=torch.float16, device=sys.argv[2], progress=False)
 baseline = high_water_mark()
+start = time.perf_counter()
 model, _ = gt.load(sys.argv[1], dtype=torch.float16, device=sys.argv[2], progress=False)
+seconds = time.perf_counter() - start
 peak = high_water_mark()
 model_bytes = sum(p.nbytes for p in model.parameters())
-print(json.dumps({"baseline_gb": baseline / 1e9, "peak_above_baseline_gb": (peak - baseline) / 1e9,
-                  "model_gb": model_bytes / 1e9,
+print(json.dumps({"load_s": seconds, "baseline_gb": baseline / 1e9, "peak_above_baseline_gb": (peak - baseline) / 1e9,
+                  "model_gb": model_bytes / 1e9, "peak_minus_model_gb": (peak - baseline - model_bytes) / 1e9,
                   "gpu_peak_gb": torch.cuda.max_memory_allocated() / 1e9 if sys.argv[2] == "cuda" else None}))
 """
+
+# transformers maps safetensors: from_pretrained returns at once and the first forward reads the pages.
+MEASURE_TRANSFORMERS = """
+import json, sys, tempfile, time, torch, transformers
+transformers.logging.set_verbosity_error()
+with tempfile.TemporaryDirectory() as warm:  # warm up as for ours: the library code loading runs, imported once
+    transformers.GPTJForCausalLM(transformers.GPTJConfig(n_embd=32, n_head=2, rotary_dim=8, n_layer=1,
+                                                         vocab_size=64)).save_pretrained(warm)
+    transformers.GPTJForCausalLM.from_pretrained(warm, dtype=torch.float16, device_map=sys.argv[2])
+start = time.perf_counter()
+model = transformers.GPTJForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float16, device_map=sys.argv[2])
+loaded = time.perf_counter() - start
+with torch.inference_mode():
+    model(torch.tensor([[464, 3290, 318]], device=sys.argv[2]))
+print(json.dumps({"from_pretrained_s": loaded, "load_and_first_forward_s": time.perf_counter() - start}))
+"""
+
+
+def drop_page_cache(directory: Path) -> None:
+    """Ask the kernel to forget the cached pages of every file here, so that the next read comes from disk."""
+    for path in directory.iterdir():
+        with open(path, "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def fresh_process(script: str, *args) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # a local directory: no request to the hub, even to check
+    return json.loads(subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                                     check=True, env=env).stdout)
 
 
 def write_checkpoints(config, root: Path) -> dict:
@@ -72,10 +108,17 @@ def main(argv=None):
     paths = write_checkpoints(config, args.dir / args.config)
     results = {}
     for layout, path in paths.items():
-        out = subprocess.run([sys.executable, "-c", MEASURE, str(path), args.device], capture_output=True,
-                             text=True, check=True).stdout
-        results[layout] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in json.loads(out).items()}
-    print(json.dumps({"config": args.config, "device": args.device, "layouts": results}, indent=2))
+        drop_page_cache(path)
+        results[layout] = fresh_process(MEASURE, path, args.device)
+    drop_page_cache(paths["sharded-safetensors"])
+    results["transformers-sharded-safetensors"] = fresh_process(MEASURE_TRANSFORMERS, paths["sharded-safetensors"],
+                                                                args.device)
+    ours, theirs = results["sharded-safetensors"]["load_s"], results["transformers-sharded-safetensors"]
+    ratios = {"safetensors_over_bin_s": ours / results["bin"]["load_s"],
+              "ours_over_transformers_load_and_first_forward": ours / theirs["load_and_first_forward_s"]}
+    rounded = {k: {n: (round(v, 3) if isinstance(v, float) else v) for n, v in r.items()} for k, r in results.items()}
+    print(json.dumps({"config": args.config, "device": args.device, "layouts": rounded,
+                      "ratios": {k: round(v, 3) for k, v in ratios.items()}}, indent=2))
 
 
 if __name__ == "__main__":

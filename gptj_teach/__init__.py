@@ -5,8 +5,8 @@
     ids = tok("def fib(n):", return_tensors="pt").input_ids
     print(tok.decode(gt.generate(model, ids, max_new_tokens=30)[0]))
 
-Modules, in the order a student meets them: tokenizer, rotary, attention, block, model, checkpoint,
-sampling, viz, widgets, memory, exercises.
+Modules, in the order a student meets them: tokenizer, rotary, attention, cache, block, model, checkpoint,
+sampling, generation (fast), viz, bertviz_views, widgets, memory, exercises.
 """
 
 import importlib
@@ -14,7 +14,7 @@ import importlib
 from .checkpoint import load
 from .errors import CheckpointError, GPTJTeachError, InputError, InputTypeError
 from .model import GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification, GPTJModel
-from .sampling import generate, stream
+from .generation import generate, stream
 from .tokenizer import load_tokenizer
 
 __version__ = "0.1.0"
@@ -27,6 +27,6 @@ def __getattr__(name):
     """Import the notebook-side modules (viz, widgets, ...) on first use, so the core needs no plotting stack."""
     if name in {"viz", "widgets", "memory", "exercises", "sampling", "rotary", "attention", "block", "tokenizer",
                 "parity", "checks", "model", "checkpoint", "reference", "outputs", "errors", "bertviz_views",
-                "cli", "fast"}:
+                "cli", "fast", "cache", "generation", "sizes"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'gptj_teach' has no attribute {name!r}")

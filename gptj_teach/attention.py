@@ -6,8 +6,9 @@ For each head: ``softmax(q k^T / sqrt(head_dim) + mask) v``. GPT-J's details:
 * rotary position embeddings are applied to q and k (see ``rotary.py``), there is no position table;
 * the scores and the softmax are computed in **fp32** even when the model runs in fp16, then the
   probabilities are cast back to the model dtype before they multiply v;
-* the KV cache keeps the keys and values of the tokens already seen, so that generating token ``t`` costs
-  one new query instead of recomputing all ``t`` rows.
+* the KV cache (``cache.py``) keeps the keys and values of the tokens already seen, so that generating token
+  ``t`` costs one new query instead of recomputing all ``t`` rows: ``cache.update`` stores this step's keys and
+  values and hands back all of them.
 
 Two ways to compute the same thing: ``plain_attention`` shows every step and returns the attention weights
 (in the ``transformers`` layout, so bertviz takes them directly); ``fused_attention`` calls PyTorch's
@@ -23,8 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .rotary import Rotary
-
-KVCache = tuple[torch.Tensor, torch.Tensor]  # (keys, values): each (batch, heads, seq_so_far, head_dim)
+from .sizes import rotary_dim
 
 
 def attention_weights(q, k, mask):
@@ -68,11 +68,12 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 class GPTJAttention(nn.Module):
     """Multi-head causal self-attention with rotary on q and k. Attribute names follow ``transformers``."""
 
-    def __init__(self, config):
+    def __init__(self, config, layer_idx: int = 0):
         super().__init__()
         n_embd = config.n_embd
         self.n_head = config.n_head
-        self.rotary_dim = config.rotary_dim or n_embd // config.n_head
+        self.layer_idx = layer_idx  # which layer's keys and values this attention stores in the cache
+        self.rotary_dim = rotary_dim(config)
         self.k_proj = nn.Linear(n_embd, n_embd, bias=False)  # k, v, q: transformers' order, so that state
         self.v_proj = nn.Linear(n_embd, n_embd, bias=False)  # dicts list their keys identically
         self.q_proj = nn.Linear(n_embd, n_embd, bias=False)
@@ -82,22 +83,21 @@ class GPTJAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
-    def forward(self, x, position_ids, mask, layer_past: KVCache | None = None, output_attentions=False):
-        """x: (batch, seq, n_embd); position_ids: (batch, seq); mask: (batch or 1, 1, seq, past + seq).
+    def forward(self, x, position_ids, mask, cache=None, output_attentions=False):
+        """x: (batch, seq, n_embd); position_ids: (batch, seq); mask: (batch or 1, 1, seq, keys), keys = every
+        token the cache holds after this step; cache: a ``DynamicCache`` / ``StaticCache`` or None.
 
-        Returns (output (batch, seq, n_embd), present KV cache, weights or None).
+        Returns (output (batch, seq, n_embd), attention weights (batch, heads, seq, keys) or None).
         """
         q = self.rotary_q(split_heads(self.q_proj(x), self.n_head), position_ids)
         k = self.rotary_k(split_heads(self.k_proj(x), self.n_head), position_ids)
         v = split_heads(self.v_proj(x), self.n_head)  # (batch, seq, heads, head_dim) all three
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (batch, heads, seq, head_dim)
-        if layer_past is not None:  # prepend the cached keys and values of earlier tokens
-            k = torch.cat([layer_past[0], k], dim=2)  # (batch, heads, past + seq, head_dim)
-            v = torch.cat([layer_past[1], v], dim=2)
+        if cache is not None:  # store this step's keys and values, get back those of every token so far
+            k, v = cache.update(k, v, self.layer_idx)  # (batch, heads, keys, head_dim)
         if output_attentions or (self.training and self.attn_dropout.p > 0):
-            weights = attention_weights(q, k, mask)  # (batch, heads, seq, past + seq)
+            weights = attention_weights(q, k, mask)  # (batch, heads, seq, keys)
             out = torch.matmul(self.attn_dropout(weights), v)  # (batch, heads, seq, head_dim)
         else:
             out, weights = fused_attention(q, k, v, mask), None
-        out = self.resid_dropout(self.out_proj(merge_heads(out)))  # (batch, seq, n_embd)
-        return out, (k, v), weights
+        return self.resid_dropout(self.out_proj(merge_heads(out))), weights  # (batch, seq, n_embd)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .attention import GPTJAttention
+from .sizes import inner_dim
 
 
 def gelu_new(x: torch.Tensor) -> torch.Tensor:
@@ -41,7 +42,7 @@ class GPTJMLP(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        n_inner = config.n_inner or 4 * config.n_embd
+        n_inner = inner_dim(config)
         self.fc_in = nn.Linear(config.n_embd, n_inner)
         self.act = NewGELU()
         self.fc_out = nn.Linear(n_inner, config.n_embd)
@@ -55,14 +56,15 @@ class GPTJMLP(nn.Module):
 class GPTJBlock(nn.Module):
     """One transformer layer: ``x + attn(ln_1(x)) + mlp(ln_1(x))``."""
 
-    def __init__(self, config):
+    def __init__(self, config, layer_idx: int = 0):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
-        self.attn = GPTJAttention(config)
+        self.attn = GPTJAttention(config, layer_idx)
         self.mlp = GPTJMLP(config)
 
-    def forward(self, x, position_ids, mask, layer_past=None, output_attentions=False):
-        """x: (batch, seq, n_embd). Returns (x (batch, seq, n_embd), present KV cache, attention weights or None)."""
+    def forward(self, x, position_ids, mask, cache=None, output_attentions=False):
+        """x: (batch, seq, n_embd); the other arguments go to attention. Returns (x (batch, seq, n_embd),
+        attention weights or None)."""
         h = self.ln_1(x)  # one LayerNorm for both branches
-        attn_out, present, weights = self.attn(h, position_ids, mask, layer_past, output_attentions)
-        return attn_out + self.mlp(h) + x, present, weights
+        attn_out, weights = self.attn(h, position_ids, mask, cache, output_attentions)
+        return attn_out + self.mlp(h) + x, weights

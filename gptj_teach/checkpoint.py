@@ -1,4 +1,4 @@
-"""Reading and writing GPT-J checkpoints in the Hugging Face layout, one tensor at a time.
+"""Reading GPT-J checkpoints in the Hugging Face layout, one tensor at a time (``save_pretrained`` writes them).
 
 A checkpoint directory holds ``config.json`` and the weights in one of four forms: ``model.safetensors``,
 sharded ``model-0000k-of-0000n.safetensors`` with ``model.safetensors.index.json``, ``pytorch_model.bin``, or
@@ -12,7 +12,6 @@ Only safe formats are read: safetensors, or pickles through ``torch.load(weights
 References: ``transformers`` ``PreTrainedModel.from_pretrained`` / ``save_pretrained``; safetensors docs.
 """
 
-import copy
 import ctypes
 import json
 import math
@@ -26,14 +25,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import huggingface_hub as hub
 from huggingface_hub.errors import StrictDataclassError  # what transformers' configs raise for a mistyped field
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from transformers import GPTJConfig
 
 from .checks import check_config, check_device, check_dtype, check_flag
 from .errors import CheckpointError, InputError, InputTypeError
-from .model import (LEGACY_BUFFERS, GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification,
+from .model import (GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification,
                     GPTJModel)
 from .tokenizer import load_tokenizer
 
@@ -48,6 +47,7 @@ SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.f
                       "U64": torch.uint64, "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8,
                       "BOOL": torch.bool}  # the format also names C64, F8_E8M0, F6_*, F4: refused by name below
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
+LEGACY_BUFFERS = (".attn.bias", ".attn.masked_bias")  # old checkpoints stored the causal mask; we build it
 CLASSES = {cls.__name__: cls for cls in (GPTJForCausalLM, GPTJForSequenceClassification, GPTJForQuestionAnswering,
                                          GPTJModel)}
 
@@ -97,7 +97,6 @@ def resolve(name_or_path, revision=None) -> Path:
 
 def download(repo_id: str, revision=None) -> Path:
     """Fetch config and weights (one format only) from the Hugging Face Hub into its local cache."""
-    import huggingface_hub as hub
 
     try:
         files = set(hub.list_repo_files(repo_id, revision=revision))
@@ -292,23 +291,3 @@ def put_tensor(model, expected, name, tensor, dtype, device, copy=True) -> None:
     value = tensor.to(device=device, dtype=dtype, copy=copy)  # copy: never keep a view of a memory map
     setattr(model.get_submodule(module_name), attr, torch.nn.Parameter(value, requires_grad=value.is_floating_point()))
     expected[name] = value
-
-
-def save(model, path, dtype=None) -> Path:
-    """Write ``config.json`` and ``model.safetensors``; ``transformers``' ``from_pretrained`` reads them.
-
-    dtype: store the weights in this dtype (fp16 halves the file); config.json keeps the model's own dtype,
-    which is what ``transformers`` loads into by default.
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise InputTypeError(f"path must be a directory name (a str or a Path), got {type(path).__name__}")
-    dtype = None if dtype is None else check_dtype(dtype)
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    config = copy.deepcopy(model.config)
-    config.architectures = [type(model).__name__]
-    config.dtype = model.dtype  # the dtype to compute in; `dtype` only sets how the weights are stored
-    config.save_pretrained(path)
-    state = {name: t.detach().to("cpu", dtype or t.dtype).contiguous() for name, t in model.state_dict().items()}
-    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
-    return path

@@ -10,10 +10,14 @@ value in the form the code uses (a ``long`` tensor, an ``int``, a ``torch.device
 
 import math
 import numbers
+import os
+from pathlib import Path
 
 import torch
 
+from .cache import DynamicCache, KVCache, StaticCache
 from .errors import InputError, InputTypeError
+from .sizes import head_dim, rotary_dim
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 CONFIG_SIZES = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
@@ -128,23 +132,37 @@ def check_token_labels(labels, shape: tuple, vocab_size: int) -> torch.Tensor:
     return labels
 
 
-def check_cache(cache, config, batch: int, dtype, device) -> int:
-    """A KV cache from an earlier call with use_cache=True: one (keys, values) pair per layer, each
-    (batch, heads, past, head_dim), in the model's dtype and device. Returns past (the number of cached tokens)."""
-    head_dim = config.n_embd // config.n_head
-    if not isinstance(cache, (tuple, list)) or len(cache) != config.n_layer:
-        raise InputTypeError(f"cache must be the .cache of an earlier output (one (keys, values) pair per layer, "
-                             f"{config.n_layer} layers), got {describe(cache)}")
+def check_cache(cache, config, batch: int, new: int, dtype, device) -> KVCache:
+    """A KV cache: a ``DynamicCache`` / ``StaticCache`` (e.g. the ``.cache`` of an earlier output), or one
+    (keys, values) pair per layer, each (batch, heads, length, head_dim) in the model's dtype and device.
+    new: how many tokens the call adds. Returns a cache object (pairs become a ``DynamicCache``)."""
+    if isinstance(cache, (tuple, list)) and len(cache) == config.n_layer and all(
+            isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in cache):
+        cache = DynamicCache.from_pairs(cache)
+    if not isinstance(cache, KVCache) or len(cache) not in (0, config.n_layer):
+        raise InputTypeError(f"cache must be a gt.cache.DynamicCache or StaticCache, e.g. the .cache of an earlier "
+                             f"output, or one (keys, values) pair per layer ({config.n_layer}), got {describe(cache)}")
     for layer, pair in enumerate(cache):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise InputTypeError(f"cache[{layer}] must be a (keys, values) pair, got {describe(pair)}")
         for tensor in pair:
             check_tensor(tensor, f"cache[{layer}]", 4, "float")
-            want = (batch, config.n_head, cache[0][0].shape[2], head_dim)
+            want = (batch, config.n_head, cache[0][0].shape[2], head_dim(config))
             if tuple(tensor.shape) != want or tensor.dtype != dtype or tensor.device != device:
                 raise InputError(f"cache[{layer}] must hold {dtype} tensors of shape {want} on {device}, got "
                                  f"{describe(tensor)} on {tensor.device}: pass the cache this model returned")
-    return cache[0][0].shape[2]
+    if isinstance(cache, StaticCache):
+        slots = cache.slots
+        if slots.dtype != torch.long or tuple(slots.shape) != (new,) or slots.device != device or (
+                (slots < 0) | (slots >= cache.max_len)).any():
+            raise InputError(f"a StaticCache writes {new} new tokens at cache.slots: call cache.seek(slots) first "
+                             f"with {new} int64 slots in [0, {cache.max_len}) on {device}, got {describe(slots)}")
+    return cache
+
+
+def check_path(path, name: str = "path") -> Path:
+    """A file or directory name: a str or an os.PathLike. Returns a Path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputTypeError(f"{name} must be a directory name (a str or a Path), got {describe(path)}")
+    return Path(path)
 
 
 def check_device(device) -> torch.device:
@@ -209,10 +227,9 @@ def check_config(config) -> None:
         check_whole(getattr(config, name), f"config.{name}", 1)
     if config.n_embd % config.n_head:
         raise InputError(f"n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head})")
-    head_dim = config.n_embd // config.n_head
-    rotary_dim = check_whole(config.rotary_dim or head_dim, "config.rotary_dim", 1, head_dim)
-    if rotary_dim % 2:
-        raise InputError(f"rotary_dim ({config.rotary_dim!r}) must be even and at most head_dim ({head_dim})")
+    width = head_dim(config)
+    if check_whole(rotary_dim(config), "config.rotary_dim", 1, width) % 2:
+        raise InputError(f"rotary_dim ({config.rotary_dim!r}) must be even and at most head_dim ({width})")
     if config.n_inner is not None:
         check_whole(config.n_inner, "config.n_inner", 1)
     check_number(config.layer_norm_epsilon, "config.layer_norm_epsilon")

@@ -18,7 +18,7 @@ from transformers import GPTJConfig
 
 from . import memory, rotary, sampling, tokenizer
 from .block import GPTJBlock
-from .model import make_mask
+from .model import make_mask, positions_from_mask
 
 PREVIOUS_TOKEN_TEXT = ('def add(a, b):\n    """Return the sum of a and b."""\n    return a + b\n\n\n'
                        'for i in range(10):\n    print(add(i, i * 2))\n')  # the text check_previous_token_head reads
@@ -175,7 +175,8 @@ def check_rotate_every_two(fn) -> bool:
 
 
 def _reference_causal_mask(q_len: int, kv_len: int) -> torch.Tensor:
-    return make_mask(None, q_len, kv_len, torch.float32, "cpu")[0, 0] == 0  # (q_len, kv_len), True = may attend
+    slots = torch.arange(kv_len - q_len, kv_len)  # (q_len,) the queries are the last q_len tokens
+    return make_mask(None, slots, kv_len, torch.float32)[0, 0] == 0  # (q_len, kv_len), True = may attend
 
 
 def check_causal_mask(fn) -> bool:
@@ -214,9 +215,9 @@ def _block_cases():
             torch.nn.init.normal_(parameter, std=0.3)
         x1, x2 = torch.randn(2, 5, 32), torch.randn(2, 4, 32)
     padded = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
-    positions = (padded.cumsum(-1) - 1).clamp(min=0)  # (2, 4)
-    return block, [(block, x1, torch.arange(5).expand(2, 5), make_mask(None, 5, 5, torch.float32, "cpu")),
-                   (block, x2, positions, make_mask(padded, 4, 4, torch.float32, "cpu"))]
+    positions = positions_from_mask(padded)  # (2, 4)
+    return block, [(block, x1, torch.arange(5).expand(2, 5), make_mask(None, torch.arange(5), 5, torch.float32)),
+                   (block, x2, positions, make_mask(padded, torch.arange(4), 4, torch.float32))]
 
 
 def check_parallel_block(fn) -> bool:

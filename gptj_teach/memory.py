@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from transformers import GPTJConfig
 
+from .sizes import inner_dim
+
 GB = 1e9  # bytes in a GB (decimal, like the GPU sizes below), not a GiB (2**30)
 BYTES_PER_NUMBER = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2, torch.int8: 1}
 GPUS_GB = {"T4": 16, "A100 40GB": 40, "A100 80GB / H100": 80}  # GPU memory on the box
@@ -46,7 +48,7 @@ def parameter_count(config: GPTJConfig | None = None) -> int:
     to wte). For GPT-J 6B: 6,050,882,784.
     """
     config = config or GPTJConfig()
-    d, vocab, inner = config.n_embd, config.vocab_size, config.n_inner or 4 * config.n_embd
+    d, vocab, inner = config.n_embd, config.vocab_size, inner_dim(config)
     per_layer = 2 * d + 4 * d * d + (d * inner + inner) + (inner * d + d)
     return vocab * d + config.n_layer * per_layer + 2 * d + (d * vocab + vocab)
 

@@ -9,48 +9,55 @@
 
 Parameter names equal the keys of a ``transformers`` GPT-J state dict, so a reference checkpoint loads with
 ``load_state_dict``. Outputs have the fields of ``transformers``' output classes (``outputs.py``), so tools written
-for it accept ours. The KV cache goes in and out as ``cache`` (the name ``transformers`` uses since 5.24);
-``past_key_values``, the older name, is accepted and readable too.
+for it accept ours. The KV cache (``cache.py``) goes in and out as ``cache`` (the name ``transformers`` uses
+since 5.24); ``past_key_values``, the older name, is accepted and readable too.
 
 References: ``transformers.models.gptj.modeling_gptj``; nanoGPT ``model.py`` for the shape of the code.
 """
 
+import copy
+from pathlib import Path
+
 import torch
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
 from .block import GPTJBlock
-from .checks import (check_attention_mask, check_cache, check_config, check_flag, check_input_ids,
-                     check_position_ids, check_tensor, check_token_labels, check_whole)
+from .cache import DynamicCache
+from .checks import (check_attention_mask, check_cache, check_config, check_dtype, check_flag, check_input_ids,
+                     check_path, check_position_ids, check_tensor, check_token_labels, check_whole)
 from .errors import InputError, InputTypeError
 from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast)
 
 
-def make_mask(attention_mask, q_len: int, kv_len: int, dtype, device) -> torch.Tensor:
-    """The additive attention mask: query i may see key j when j <= i (causal) and j is not padding.
+def make_mask(attention_mask, slots: torch.Tensor, kv_len: int, dtype) -> torch.Tensor:
+    """The additive attention mask: a query may see a key when the key is not after it (causal) and is not
+    padding.
 
-    attention_mask: (batch, kv_len) of 0/1 or None. Returns (batch or 1, 1, q_len, kv_len): 0 where allowed,
-    the most negative ``dtype`` number elsewhere (like ``transformers``; -inf would turn a fully padded row to nan).
+    slots: (q_len,) where each query token sits in the cache (0, 1, 2, ... without one); kv_len: how many keys
+    attention sees; attention_mask: (batch, kv_len) of 0/1, or None. Returns (batch or 1, 1, q_len, kv_len): 0
+    where allowed, the most negative ``dtype`` number elsewhere (like ``transformers``; -inf would turn a fully
+    padded row into nan).
     """
-    past = kv_len - q_len
-    allowed = torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(diagonal=past)  # (q_len, kv_len)
-    allowed = allowed[None, None]  # (1, 1, q_len, kv_len)
+    keys = torch.arange(kv_len, device=slots.device)  # (kv_len,) the slot of each key
+    allowed = (keys[None, :] <= slots[:, None])[None, None]  # (1, 1, q_len, kv_len): causal
     if attention_mask is not None:
         allowed = allowed & attention_mask[:, None, None, :].bool()  # (batch, 1, q_len, kv_len)
-    return torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+    zeros = torch.zeros(allowed.shape, dtype=dtype, device=slots.device)
+    return zeros.masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def default_position_ids(attention_mask, past: int, seq: int, device) -> torch.Tensor:
-    """Positions 0, 1, 2, ... of the new tokens: (batch or 1, seq).
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Rotary positions that skip padding: (batch, seq) -> (batch, seq), 0 at each row's first real token.
 
-    With a mask, padding does not count, so a left-padded prompt starts at position 0 like an unpadded one
-    (``transformers``' ``generate`` does the same; its plain forward counts padding, so pass position_ids to it).
+    A left-padded prompt then gets the positions it would have alone. Padding gets 1 (any value will do: it
+    is masked). This is what ``transformers``' ``generate`` passes; its plain forward, like ours, counts
+    padding (positions 0, 1, 2, ... of the cache), so pass these to the forward of a left-padded batch.
     """
-    if attention_mask is None:
-        return torch.arange(past, past + seq, device=device)[None]
-    positions = attention_mask.long().cumsum(-1) - 1  # (batch, past + seq)
-    return positions.masked_fill(attention_mask == 0, 1)[:, past:]
+    positions = attention_mask.long().cumsum(-1) - 1  # (batch, seq)
+    return positions.masked_fill(attention_mask == 0, 1)
 
 
 def cache_argument(cache, past_key_values):
@@ -58,9 +65,6 @@ def cache_argument(cache, past_key_values):
     if cache is not None and past_key_values is not None:
         raise InputError("pass the KV cache once: as cache= (past_key_values= is its older name), not both")
     return past_key_values if cache is None else cache
-
-
-LEGACY_BUFFERS = (".attn.bias", ".attn.masked_bias")  # old checkpoints stored the causal mask; we build it
 
 
 class GPTJPreTrained(nn.Module):
@@ -74,15 +78,25 @@ class GPTJPreTrained(nn.Module):
                                  f"got {type(hf_model).__name__}")
         with torch.device("meta"):  # allocate nothing: every parameter is replaced just below
             model = cls(hf_model.config)
-        state = {k: v for k, v in hf_model.state_dict().items() if not k.endswith(LEGACY_BUFFERS)}
-        model.load_state_dict(state, strict=True, assign=True)  # assign: take the tensors themselves
+        model.load_state_dict(hf_model.state_dict(), strict=True, assign=True)  # assign: take the tensors themselves
         return model.train(hf_model.training)
 
-    def save_pretrained(self, path, dtype=None):
-        """Write ``config.json`` + ``model.safetensors`` (Hugging Face layout) that ``transformers`` loads."""
-        from .checkpoint import save  # a late import: checkpoint.py builds these classes
+    def save_pretrained(self, path, dtype=None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (Hugging Face layout) that ``transformers`` loads.
 
-        return save(self, path, dtype=dtype)
+        dtype: store the weights in this dtype (fp16 halves the file); config.json keeps the model's own dtype,
+        which is what ``transformers`` loads into by default. Returns the directory.
+        """
+        path = check_path(path, "path")
+        dtype = None if dtype is None else check_dtype(dtype)
+        path.mkdir(parents=True, exist_ok=True)
+        config = copy.deepcopy(self.config)
+        config.architectures = [type(self).__name__]
+        config.dtype = self.dtype  # the dtype to compute in; `dtype` only sets how the weights are stored
+        config.save_pretrained(path)
+        state = {name: t.detach().to("cpu", dtype or t.dtype).contiguous() for name, t in self.state_dict().items()}
+        save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+        return path
 
     @torch.no_grad()
     def init_weights(self, std: float = 0.02):
@@ -117,53 +131,56 @@ class GPTJModel(GPTJPreTrained):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.drop = nn.Dropout(config.embd_pdrop)
-        self.h = nn.ModuleList(GPTJBlock(config) for _ in range(config.n_layer))
+        self.h = nn.ModuleList(GPTJBlock(config, layer_idx) for layer_idx in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
 
     def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, use_cache=False,
                 output_attentions=False, output_hidden_states=False, past_key_values=None):
-        """input_ids: (batch, seq). cache: one (k, v) per layer from an earlier call with use_cache
-        (``past_key_values`` is its older name)."""
+        """input_ids: (batch, seq); attention_mask: (batch, cached + seq) 0/1; cache: a ``DynamicCache`` or
+        ``StaticCache`` (``cache.py``), the ``.cache`` of an earlier output, updated in place (``past_key_values``
+        is its older name); position_ids: (batch, seq), by default each token's slot in the cache (0, 1, 2, ...
+        after the cached ones), as in ``transformers``: for a left-padded batch pass ``positions_from_mask``."""
         cache = cache_argument(cache, past_key_values)
-        input_ids, attention_mask, position_ids, past = self.check_inputs(input_ids, attention_mask, cache,
-                                                                          position_ids)
-        use_cache, output_attentions = check_flag(use_cache, "use_cache"), check_flag(output_attentions,
-                                                                                       "output_attentions")
-        output_hidden_states = check_flag(output_hidden_states, "output_hidden_states")
+        if not torch.compiler.is_compiling():  # a compiled decode step is checked once, before the loop
+            input_ids, attention_mask, position_ids, cache = self.check_inputs(input_ids, attention_mask, cache,
+                                                                               position_ids)
+            use_cache, output_attentions = check_flag(use_cache, "use_cache"), check_flag(output_attentions,
+                                                                                           "output_attentions")
+            output_hidden_states = check_flag(output_hidden_states, "output_hidden_states")
+        cache = DynamicCache() if cache is None and use_cache else cache
+        batch, seq = input_ids.shape
         x = self.drop(self.wte(input_ids))  # (batch, seq, n_embd)
-        if position_ids is None:
-            position_ids = default_position_ids(attention_mask, past, input_ids.shape[1], x.device)
-        position_ids = position_ids.expand(input_ids.shape[0], -1)  # (batch, seq)
-        mask = make_mask(attention_mask, input_ids.shape[1], past + input_ids.shape[1], x.dtype, x.device)
-        hidden, attentions, presents = [], [], []
-        for i, block in enumerate(self.h):
+        slots = torch.arange(seq, device=x.device) if cache is None else cache.slots_for(seq, x.device)  # (seq,)
+        position_ids = (slots[None] if position_ids is None else position_ids).expand(batch, -1)  # (batch, seq)
+        mask = make_mask(attention_mask, slots, seq if cache is None else cache.key_length(seq), x.dtype)
+        hidden, attentions = [], []
+        for block in self.h:
             hidden.append(x)
-            layer_past = None if cache is None else cache[i]
-            x, present, weights = block(x, position_ids, mask, layer_past, output_attentions)
-            presents.append(present)
+            x, weights = block(x, position_ids, mask, cache, output_attentions)
             attentions.append(weights)
         x = self.ln_f(x)
         return BaseModelOutputWithPast(
-            last_hidden_state=x, cache=tuple(presents) if use_cache else None,
+            last_hidden_state=x, cache=cache if use_cache else None,
             hidden_states=tuple(hidden) + (x,) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None)
 
     def check_inputs(self, input_ids, attention_mask, cache, position_ids):
         """Every tensor a caller hands to forward, checked (checks.py) and returned as forward uses it."""
-        batch = check_tensor(input_ids, "input_ids", 2).shape[0]
+        batch, seq = check_tensor(input_ids, "input_ids", 2).shape
         if input_ids.device != self.wte.weight.device:
             raise InputError(f"input_ids is on {input_ids.device} but the model is on {self.wte.weight.device}: "
                              "move it with input_ids.to(model.device)")
-        past = 0 if cache is None else check_cache(cache, self.config, batch, self.ln_f.weight.dtype,
-                                                   self.wte.weight.device)
+        if cache is not None:
+            cache = check_cache(cache, self.config, batch, seq, self.ln_f.weight.dtype, self.wte.weight.device)
+        past = 0 if cache is None else cache.key_length(seq) - seq  # keys attention sees besides the new ones
         input_ids = check_input_ids(input_ids, self.config.vocab_size, self.config.n_positions, past)
-        attention_mask = check_attention_mask(attention_mask, batch, past + input_ids.shape[1])
-        position_ids = check_position_ids(position_ids, batch, input_ids.shape[1], self.config.n_positions)
+        attention_mask = check_attention_mask(attention_mask, batch, past + seq)
+        position_ids = check_position_ids(position_ids, batch, seq, self.config.n_positions)
         for name, tensor in (("attention_mask", attention_mask), ("position_ids", position_ids)):
             if tensor is not None and tensor.device != input_ids.device:
                 raise InputError(f"{name} is on {tensor.device} but input_ids is on {input_ids.device}: "
                                  f"move it with .to(input_ids.device)")
-        return input_ids, attention_mask, position_ids, past
+        return input_ids, attention_mask, position_ids, cache
 
 
 class GPTJForCausalLM(GPTJPreTrained):
@@ -176,11 +193,19 @@ class GPTJForCausalLM(GPTJPreTrained):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
 
     def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, labels=None,
-                use_cache=False, output_attentions=False, output_hidden_states=False, past_key_values=None):
-        """labels: (batch, seq), usually ``input_ids`` itself; -100 marks positions to ignore."""
+                use_cache=False, output_attentions=False, output_hidden_states=False, past_key_values=None,
+                logits_to_keep=0):
+        """labels: (batch, seq), usually ``input_ids`` itself; -100 marks positions to ignore.
+        logits_to_keep: compute the logits of the last this many positions only (0: all). Generation needs
+        the last one: for a 2,000-token prompt on GPT-J 6B that skips a (2000, 50400) matmul and 400 MB."""
         out = self.transformer(input_ids, attention_mask, cache_argument(cache, past_key_values), position_ids,
                                use_cache, output_attentions, output_hidden_states)
-        logits = self.lm_head(out.last_hidden_state)  # (batch, seq, vocab_size)
+        if not torch.compiler.is_compiling():
+            logits_to_keep = check_whole(logits_to_keep, "logits_to_keep", 0)
+            if logits_to_keep and labels is not None:
+                raise InputError("labels score every position: pass logits_to_keep=0 (the default) with labels")
+        hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
+        logits = self.lm_head(hidden)  # (batch, seq or logits_to_keep, vocab_size)
         labels = None if labels is None else check_token_labels(labels, logits.shape[:2], self.config.vocab_size)
         loss = None if labels is None else next_token_loss(logits, labels)
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=out.cache,

@@ -23,7 +23,8 @@ import torch
 
 from .checks import check_tokenizer, check_whole
 from .errors import GPTJTeachError, InputTypeError
-from .sampling import check_generation, logits_to_probs, stream
+from .generation import check_generation, stream
+from .sampling import logits_to_probs
 from .viz import token_labels
 
 SHOWN = 15  # bars in the chart

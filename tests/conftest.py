@@ -8,6 +8,8 @@ import torch
 import transformers
 from hypothesis import settings
 
+import gptj_teach as gt
+
 # In CI every property test draws the same examples on every run (a failure there is a bug, never bad luck);
 # on a developer's machine hypothesis keeps exploring new ones and remembers the failures it finds.
 settings.register_profile("ci", derandomize=True)
@@ -83,5 +85,5 @@ def left_padded_batch(vocab=97, seed=1):
     mask[1, :3] = 0
     mask[2, :5] = 0
     ids = ids.masked_fill(mask == 0, 0)
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)  # what transformers' generate passes
+    positions = gt.model.positions_from_mask(mask)  # what transformers' generate passes (tested in test_sampling)
     return ids, mask, positions

@@ -1,4 +1,4 @@
-"""The fast decode path: its static-cache step picks the eager path's tokens; without CUDA it falls back."""
+"""The fast decode path: the model's own forward, compiled, on a static cache, picks the eager loop's tokens."""
 
 import warnings
 
@@ -9,44 +9,78 @@ from conftest import left_padded_batch, make_config, make_pair
 import gptj_teach as gt
 from gptj_teach import fast
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # CUDA graphs where a GPU is present
+
 
 @pytest.fixture(scope="module")
 def model():
     return make_pair(make_config("odd", eos_token_id=3, bos_token_id=3))[1]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kwargs", [dict(do_sample=False), dict(do_sample=True, temperature=0.8, top_p=0.9)])
-def test_static_cache_step_picks_the_eager_tokens(model, kwargs):
-    ids, mask, _ = left_padded_batch()
-    for seed in range(3):
-        torch.manual_seed(seed)
-        eager = gt.generate(model, ids, attention_mask=mask, max_new_tokens=30, **kwargs)
-        torch.manual_seed(seed)
-        steps = fast.fast_decode_steps(model, ids, 30, attention_mask=mask, eos_token_id=3, compile=False, **kwargs)
-        assert torch.equal(torch.cat([ids, torch.stack(steps, 1)], 1), eager)
+def test_compiled_static_path_picks_the_eager_tokens(model, device, kwargs):
+    """torch.compile for real (inductor on the CPU, CUDA graphs on a GPU): a compile failure would warn and
+    fall back, so warnings are errors here and the step must report no failure."""
+    model = model.to(device)
+    ids, mask, _ = (t.to(device) for t in left_padded_batch())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        for seed in range(3):
+            torch.manual_seed(seed)
+            eager = gt.generate(model, ids, attention_mask=mask, max_new_tokens=30, **kwargs)
+            torch.manual_seed(seed)
+            compiled = gt.generate(model, ids, attention_mask=mask, max_new_tokens=30, fast=True, **kwargs)
+            assert torch.equal(compiled, eager)
+    assert model._compiled_step.failed is None
+    model.to("cpu")
 
 
 @torch.no_grad()
-def test_static_step_logits_equal_the_model(model):
+def test_static_cache_forward_equals_one_full_pass(model):
     ids = torch.randint(4, 97, (2, 12))
     full = model(ids).logits  # (2, 12, vocab)
-    logits, cache = fast.prefill(model, ids[:, :5], torch.ones(2, 5, dtype=torch.long), max_len=12)
-    key_mask = torch.zeros(2, 12, dtype=torch.bool)
-    key_mask[:, :5] = True
+    cache = fast.static_cache(model, 2, 12)
+    cache.seek(torch.arange(5))
+    steps = [model(ids[:, :5], cache=cache, use_cache=True).logits]  # the prompt, written at slots 0..4
     for t in range(5, 12):
-        key_mask[:, t] = True
-        logits = fast.static_step(model, ids[:, t], torch.tensor(t), torch.full((2,), t), key_mask, cache)
-        assert (logits - full[:, t]).abs().max() <= 1e-5
+        cache.seek(torch.tensor([t]))
+        steps.append(model(ids[:, t:t + 1], cache=cache, use_cache=True).logits)
+    assert (torch.cat(steps, dim=1) - full).abs().max() <= 1e-5
+    assert cache[0][0].shape == (2, 5, 12, 8)  # (batch, heads, max_len, head_dim): allocated once
 
 
-def test_fast_on_cpu_falls_back_with_one_warning(model, monkeypatch):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU: the fast path runs for real")  # pragma: no cover
-    monkeypatch.setattr(fast, "_warned", False)
+def test_static_cache_needs_its_slots(model):
+    cache = fast.static_cache(model, 1, 8)
+    with pytest.raises(gt.InputError, match=r"cache.seek"):
+        model(torch.tensor([[5, 6]]), cache=cache)  # no slots named yet
+    cache.seek(torch.tensor([7, 8]))
+    with pytest.raises(gt.InputError, match=r"cache.seek"):
+        model(torch.tensor([[5, 6]]), cache=cache)  # slot 8 is past max_len
+
+
+def test_a_failed_compile_warns_once_and_gives_the_same_tokens(model, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", lambda step, **options: broken)  # as if inductor had no compiler
+    monkeypatch.setattr(model, "_compiled_step", None, raising=False)
     ids = torch.tensor([[5, 9, 11]])
-    with pytest.warns(UserWarning, match="falls back to the eager path"):
+    with pytest.warns(UserWarning, match="runs uncompiled"):
         first = gt.generate(model, ids, max_new_tokens=8, fast=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second call warns no more
+        warnings.simplefilter("error")  # the same step warns no more
         second = gt.generate(model, ids, max_new_tokens=8, fast=True)
     assert torch.equal(first, gt.generate(model, ids, max_new_tokens=8)) and torch.equal(first, second)
+    model._compiled_step = None
+
+
+def test_fast_stops_at_eos_like_the_eager_loop(model):
+    """The fast loop reads `finished` every 16 steps; generate trims what came after."""
+    ids = torch.tensor([[5, 9, 11], [7, 7, 7]])
+    for seed in range(5):
+        torch.manual_seed(seed)
+        eager = gt.generate(model, ids, max_new_tokens=40, do_sample=True, temperature=2.0)
+        torch.manual_seed(seed)
+        assert torch.equal(gt.generate(model, ids, max_new_tokens=40, do_sample=True, temperature=2.0, fast=True),
+                           eager)

@@ -20,7 +20,8 @@ def test_logits_hidden_states_attentions_and_loss(pair):
     labels = ids.masked_fill(mask == 0, -100)
     theirs = hf(ids, attention_mask=mask, position_ids=positions, labels=labels, output_attentions=True,
                 output_hidden_states=True)
-    mine = ours(ids, attention_mask=mask, labels=labels, output_attentions=True, output_hidden_states=True)
+    mine = ours(ids, attention_mask=mask, position_ids=positions, labels=labels, output_attentions=True,
+                output_hidden_states=True)
     # A padded position attends to no real token: what it outputs is filler that each library (and each release:
     # 5.24 builds its masks with new utilities) fills its own way. Compare only where both define a result:
     # outputs at real positions, attention rows of real queries. Nothing real ever reads a padded position.
@@ -41,6 +42,16 @@ def test_default_positions_match_transformers_without_padding(pair):
 
 
 @torch.no_grad()
+def test_forward_with_only_a_mask_equals_transformers_forward(pair):
+    """No position_ids on either side: both count padding (positions are cache slots), so a left-padded row
+    gets positions 3, 4, ... in both; generate passes positions_from_mask instead, in both libraries."""
+    hf, ours = pair
+    ids, mask, _ = left_padded_batch()
+    real = mask == 1
+    assert (ours(ids, attention_mask=mask).logits[real] - hf(ids, attention_mask=mask).logits[real]).abs().max() <= ATOL
+
+
+@torch.no_grad()
 def test_kv_cache_token_by_token_equals_one_full_pass(pair):
     _, ours = pair
     ids = torch.randint(1, 97, (2, 10))
@@ -58,8 +69,8 @@ def test_kv_cache_with_left_padding_equals_transformers(pair):
     hf, ours = pair
     ids, mask, positions = left_padded_batch()
     full = hf(ids, attention_mask=mask, position_ids=positions).logits
-    out = ours(ids[:, :6], attention_mask=mask[:, :6], use_cache=True)
-    rest = ours(ids[:, 6:], attention_mask=mask, cache=out.cache).logits
+    out = ours(ids[:, :6], attention_mask=mask[:, :6], position_ids=positions[:, :6], use_cache=True)
+    rest = ours(ids[:, 6:], attention_mask=mask, position_ids=positions[:, 6:], cache=out.cache).logits
     real = mask == 1  # padded positions attend to nothing real: their outputs are filler in both libraries
     assert (torch.cat([out.logits, rest], dim=1)[real] - full[real]).abs().max() <= ATOL
 
@@ -153,6 +164,6 @@ def test_half_precision_matches_transformers(dtype):
     hf.to(dtype), ours.to(dtype)
     ids, mask, positions = left_padded_batch()
     theirs = hf(ids, attention_mask=mask, position_ids=positions, output_attentions=True).logits
-    mine = ours(ids, attention_mask=mask, output_attentions=True).logits  # the plain path mirrors eager's ops
+    mine = ours(ids, attention_mask=mask, position_ids=positions, output_attentions=True).logits  # as eager's ops
     real = mask == 1  # padded positions hold filler in both libraries (see the fp32 test above)
     assert torch.equal(mine[real], theirs[real])  # bit-equal against transformers' eager attention

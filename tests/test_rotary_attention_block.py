@@ -61,27 +61,34 @@ def test_attention_layer_equals_transformers():
     hf, ours = make_pair(make_config("odd"))
     x = torch.randn(2, 6, 40)
     positions = torch.arange(6)[None].expand(2, -1)
-    mask = gt.model.make_mask(None, 6, 6, torch.float32, "cpu")
-    theirs, their_weights = ref.attention_outputs(hf, 1, x, position_ids=positions)  # layer 1's attention, on x
-    mine, (k, v), weights = ours.transformer.h[1].attn(x, positions, mask, output_attentions=True)
+    mask = gt.model.make_mask(None, torch.arange(6), 6, torch.float32)
+    theirs, their_weights = ref.attention_outputs(hf, 0, x, position_ids=positions)  # layer 0's attention, on x
+    cache = gt.cache.DynamicCache()
+    mine, weights = ours.transformer.h[0].attn(x, positions, mask, cache, output_attentions=True)
     assert (mine - theirs).abs().max() <= ATOL
     assert (weights - their_weights).abs().max() <= ATOL
-    assert k.shape == v.shape == (2, 5, 6, 8)  # (batch, heads, seq, head_dim): the KV cache
+    k, v = cache[0]  # attention stored its keys and values under its layer index
+    assert k.shape == v.shape == (2, 5, 6, 8)  # (batch, heads, seq, head_dim)
 
 
 def test_plain_and_fused_attention_agree_with_padding():
     q, k, v = torch.randn(3, 2, 5, 8), torch.randn(3, 2, 9, 8), torch.randn(3, 2, 9, 8)
     padding = torch.ones(3, 9, dtype=torch.long)
     padding[1, :2] = 0
-    mask = gt.model.make_mask(padding, 5, 9, torch.float32, "cpu")
+    mask = gt.model.make_mask(padding, torch.arange(4, 9), 9, torch.float32)
     plain, weights = gt.attention.plain_attention(q, k, v, mask)
     assert torch.allclose(weights.sum(-1), torch.ones(3, 2, 5))
     assert (plain - gt.attention.fused_attention(q, k, v, mask)).abs().max() <= ATOL
 
 
 def test_causal_mask_with_cache_lets_new_queries_see_the_past():
-    allowed = gt.model.make_mask(None, 2, 5, torch.float32, "cpu")[0, 0] == 0  # 2 new tokens after 3 cached
+    allowed = gt.model.make_mask(None, torch.arange(3, 5), 5, torch.float32)[0, 0] == 0  # 2 new after 3 cached
     assert allowed.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+
+
+def test_causal_mask_in_a_static_cache_hides_the_slots_not_written_yet():
+    allowed = gt.model.make_mask(None, torch.tensor([2]), 6, torch.float32)[0, 0] == 0  # the token at slot 2
+    assert allowed.tolist() == [[True, True, True, False, False, False]]
 
 
 @torch.no_grad()
@@ -89,7 +96,7 @@ def test_mlp_and_block_equal_transformers():
     hf, ours = make_pair(make_config("odd"))
     x = torch.randn(2, 6, 40)
     positions = torch.arange(6)[None].expand(2, -1)
-    mask = gt.model.make_mask(None, 6, 6, torch.float32, "cpu")
+    mask = gt.model.make_mask(None, torch.arange(6), 6, torch.float32)
     theirs = ref.block_outputs(hf, 0, x, position_ids=positions)
     assert torch.equal(ours.transformer.h[0].mlp(ours.transformer.h[0].ln_1(x)), theirs["mlp"])  # MLP reads ln_1(x)
     mine = ours.transformer.h[0](x, positions, mask)[0]
@@ -126,7 +133,7 @@ def test_token_by_token_with_the_reference_cache_equals_ours():
     out = ours(ids, output_hidden_states=True)
     block = ours.transformer.h[2]
     mine = block.attn(block.ln_1(out.hidden_states[2]), torch.arange(7)[None].expand(2, -1),
-                      gt.model.make_mask(None, 7, 7, torch.float32, "cpu"))[0]
+                      gt.model.make_mask(None, torch.arange(7), 7, torch.float32))[0]
     assert len(caught["transformer.h.2.attn"]) == 7
     assert (torch.cat(caught["transformer.h.2.attn"], dim=1) - mine).abs().max() <= ATOL
 

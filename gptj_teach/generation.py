@@ -1,0 +1,166 @@
+"""Generating text: the decode loop with a KV cache, ``generate`` and ``stream``.
+
+One pass over the prompt (the *prefill*) fills the KV cache and gives the logits of the last position; then
+each step feeds only the newest token, which attends to the cached keys and values of all earlier ones. A
+step: logits -> ``sampling.next_token`` -> append. Rows that produced ``eos_token_id`` are finished: they get
+eos from then on, and the loop stops when all are done.
+
+Positions are computed the way ``transformers``' ``generate`` does (``positions_from_mask``): a left-padded
+prompt gets the positions it would have alone, so a batch of prompts of different lengths continues each one
+exactly as if it were alone.
+
+``fast=True`` runs the same loop on a ``StaticCache`` with the model's own forward compiled for one token
+(``fast.py``): the same tokens, without Python's per-step overhead once compiled.
+
+References: ``transformers`` ``GenerationMixin.generate`` (greedy and sample loops); gpt-fast ``generate.py``.
+"""
+
+from collections.abc import Iterator
+
+import torch
+
+from .cache import DynamicCache, StaticCache
+from .checks import (check_attention_mask, check_flag, check_input_ids, check_number, check_text, check_tokenizer,
+                     check_whole)
+from .errors import InputError, InputTypeError
+from .fast import compiled_step, key_mask, static_cache
+from .model import GPTJForCausalLM, positions_from_mask
+from .sampling import next_token
+
+
+def one_token(model, token, attention_mask, position_ids, cache) -> torch.Tensor:
+    """The model's own forward for one new token per row: token (batch,) -> the next logits (batch, vocab)."""
+    out = model(token[:, None], attention_mask=attention_mask, position_ids=position_ids, cache=cache, use_cache=True)
+    return out.logits[:, -1]
+
+
+@torch.inference_mode()
+def decode_steps(model, input_ids, max_new_tokens, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                 attention_mask=None, eos_token_id=None, fast=False) -> Iterator[torch.Tensor]:
+    """The generation loop, one new token per row per step: yields (batch,) tensors.
+
+    fast: a static cache and a compiled step; ``finished`` is then read on the host every 16 steps only
+    (each read waits for the GPU), so up to 15 steps may follow the one where every row finished.
+    """
+    batch, prompt = input_ids.shape
+    mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask  # (batch, prompt)
+    positions = positions_from_mask(mask)  # (batch, prompt): padding skipped
+    cache, step, check_every = DynamicCache(), one_token, 1
+    if fast:
+        cache, mask = static_cache(model, batch, prompt + max_new_tokens), key_mask(mask, prompt + max_new_tokens)
+        cache.seek(torch.arange(prompt, device=input_ids.device))
+        step, check_every = compiled_step(model, one_token), 16
+    out = model(input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+    logits, finished = out.logits[:, -1], torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    for t in range(max_new_tokens):
+        token = next_token(logits, do_sample, temperature, top_k, top_p)  # (batch,)
+        if eos_token_id is not None:
+            token = token.masked_fill(finished, eos_token_id)
+            finished |= token == eos_token_id
+        yield token
+        if t == max_new_tokens - 1 or (eos_token_id is not None and t % check_every == check_every - 1
+                                       and finished.all()):
+            return
+        positions = positions[:, -1:] + 1  # (batch, 1)
+        if isinstance(cache, StaticCache):  # the next slot; the mask already covers every slot
+            cache.seek(torch.full((1,), prompt + t, device=input_ids.device))
+        else:  # one more real token to attend to
+            mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)  # (batch, prompt + t + 1)
+        logits = step(model, token, mask, positions, cache)
+
+
+def trim_after_all_finished(tokens: list, eos_token_id) -> list:
+    """Drop the steps after the one where every row had produced eos (the fast loop checks every 16 steps)."""
+    if eos_token_id is None:
+        return tokens
+    done = torch.stack(tokens, dim=1).eq(eos_token_id).cummax(dim=1).values.all(dim=0)  # (steps,)
+    return tokens[: int(done.nonzero()[0]) + 1] if done.any() else tokens
+
+
+def generate(model, input_ids, max_new_tokens=50, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
+             attention_mask=None, eos_token_id="config", fast=False) -> torch.Tensor:
+    """Continue ``input_ids`` (batch, seq) by up to ``max_new_tokens``; returns prompt + new ids, like
+    ``transformers``' ``generate`` (finished rows are filled with eos).
+
+    For a batch of prompts of different lengths, pad on the *left* (``tok.padding_side = "left"``) and pass
+    ``attention_mask``. ``top_k`` defaults to 0 (off), unlike ``transformers`` (50). Raises before generating
+    if the prompt plus ``max_new_tokens`` would pass the model's ``n_positions``. ``fast=True``: the same loop
+    on a static cache with the forward compiled (``fast.py``): the same tokens, faster once compiled.
+    """
+    eos_token_id = check_generation(model, eos_token_id)
+    do_sample, temperature, top_k, top_p, max_new_tokens = check_settings(do_sample, temperature, top_k, top_p,
+                                                                          max_new_tokens)
+    input_ids = check_length(model, input_ids, max_new_tokens)
+    attention_mask, fast = check_attention_mask(attention_mask, *input_ids.shape), check_flag(fast, "fast")
+    if max_new_tokens == 0:
+        return input_ids
+    steps = list(decode_steps(model, input_ids, max_new_tokens, do_sample, temperature, top_k, top_p, attention_mask,
+                              eos_token_id, fast))
+    return torch.cat([input_ids, torch.stack(trim_after_all_finished(steps, eos_token_id), dim=1)], dim=1)
+
+
+def check_settings(do_sample, temperature, top_k, top_p, max_new_tokens) -> tuple:
+    """Clear errors for settings that would crash or silently do something else, before the first step.
+    Returns them as (bool, float, int, float, int)."""
+    do_sample = check_flag(do_sample, "do_sample")
+    max_new_tokens = check_whole(max_new_tokens, "max_new_tokens", 0)
+    top_k = check_whole(top_k, "top_k", 0)
+    top_p = check_number(top_p, "top_p")
+    if not 0 < top_p <= 1:
+        raise InputError(f"top_p must be in (0, 1] (1 turns it off), got {top_p}")
+    temperature = check_number(temperature, "temperature")
+    if do_sample and temperature <= 0:
+        raise InputError(f"temperature must be > 0 when sampling, got {temperature}; for the single most likely "
+                         "token use do_sample=False (greedy)")
+    return do_sample, temperature, top_k, top_p, max_new_tokens
+
+
+def check_generation(model, eos_token_id):
+    """generate and stream need one of our causal LMs; eos_token_id is None, "config" or a token id."""
+    if not isinstance(model, GPTJForCausalLM):
+        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
+                             "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers")
+    eos_token_id = model.config.eos_token_id if isinstance(eos_token_id, str) and eos_token_id == "config" else eos_token_id
+    return None if eos_token_id is None else check_whole(eos_token_id, "eos_token_id", 0, model.config.vocab_size - 1)
+
+
+def check_length(model, input_ids, max_new_tokens) -> torch.Tensor:
+    """The prompt must be a (batch, seq) id tensor and fit, with the new tokens, in n_positions."""
+    n_positions = model.config.n_positions
+    input_ids = check_input_ids(input_ids, model.config.vocab_size, n_positions)
+    if input_ids.shape[1] + max_new_tokens > n_positions:
+        raise InputError(f"the prompt ({input_ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds "
+                         f"n_positions ({n_positions}), the longest context of this model: use max_new_tokens <= "
+                         f"{n_positions - input_ids.shape[1]} or a shorter prompt")
+    return input_ids
+
+
+def stream(model, tok, prompt: str, max_new_tokens=50, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+           seed=None) -> Iterator[str]:
+    """Yield the continuation of ``prompt`` as text, piece by piece, as the tokens arrive.
+
+    A character such as "漢" or an emoji can span several byte-level tokens; a piece is only yielded once its
+    characters are complete, so every piece is valid text and ``"".join(pieces)`` is the decoded continuation.
+    ``seed``: call ``torch.manual_seed(seed)`` first (same tokens as ``generate`` after the same seed).
+    """
+    eos_token_id = check_generation(model, "config")
+    check_tokenizer(tok)
+    prompt = check_text(prompt, "prompt")
+    do_sample, temperature, top_k, top_p, max_new_tokens = check_settings(do_sample, temperature, top_k, top_p,
+                                                                          max_new_tokens)
+    seed = None if seed is None else check_whole(seed, "seed", 0, 2**63 - 1)
+    input_ids = tok(prompt, return_tensors="pt").input_ids.to(model.device)  # (1, seq)
+    input_ids = check_length(model, input_ids, max_new_tokens)
+    if seed is not None:
+        torch.manual_seed(seed)
+    new_ids, shown = [], ""
+    for token in decode_steps(model, input_ids, max_new_tokens, do_sample, temperature, top_k, top_p,
+                              eos_token_id=eos_token_id):
+        new_ids.append(token.item())
+        text = tok.decode(new_ids)
+        if not text.endswith("\ufffd"):  # "\ufffd": the last character is still incomplete
+            yield text[len(shown):]
+            shown = text
+    text = tok.decode(new_ids)
+    if len(text) > len(shown):  # a truly broken byte sequence at the very end: show it as decoded
+        yield text[len(shown):]

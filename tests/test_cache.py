@@ -1,0 +1,59 @@
+"""The KV cache objects: what attention stores, how it reads, and the last-position logits of a prefill."""
+
+import pytest
+import torch
+from conftest import make_config, make_pair
+
+import gptj_teach as gt
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_pair(make_config("odd"))[1]
+
+
+@torch.no_grad()
+def test_dynamic_cache_reads_like_a_tuple_of_pairs(model):
+    ids = torch.randint(1, 97, (2, 6))
+    out = model(ids, use_cache=True)
+    assert isinstance(out.cache, gt.cache.DynamicCache) and out.past_key_values is out.cache
+    assert len(out.cache) == model.config.n_layer and out.cache.length == 6
+    keys, values = out.cache[0]
+    assert keys.shape == values.shape == (2, 5, 6, 8)  # (batch, heads, seq, head_dim)
+    assert [k.shape for k, _ in out.cache] == [keys.shape] * model.config.n_layer
+
+
+@torch.no_grad()
+def test_a_tuple_of_pairs_is_taken_as_a_cache_and_left_unchanged(model):
+    ids = torch.randint(1, 97, (2, 8))
+    full = model(ids).logits
+    pairs = tuple((k.clone(), v.clone()) for k, v in model(ids[:, :5], use_cache=True).cache)
+    rest = model(ids[:, 5:], cache=pairs).logits
+    assert (rest - full[:, 5:]).abs().max() <= 1e-5
+    assert pairs[0][0].shape[2] == 5  # the caller's tensors were read, not grown
+
+
+@torch.no_grad()
+def test_the_cache_grows_in_place_across_calls(model):
+    ids = torch.randint(1, 97, (1, 7))
+    cache = gt.cache.DynamicCache()
+    model(ids[:, :4], cache=cache)
+    model(ids[:, 4:], cache=cache)
+    assert cache.length == 7 and cache.slots_for(2, "cpu").tolist() == [7, 8]
+
+
+@torch.no_grad()
+def test_logits_to_keep_computes_only_the_last_rows(model):
+    ids = torch.randint(1, 97, (2, 9))
+    full = model(ids).logits
+    last = model(ids, logits_to_keep=1).logits
+    assert last.shape == (2, 1, model.config.vocab_size) and torch.equal(last[:, 0], full[:, -1])
+    with pytest.raises(gt.InputError, match="logits_to_keep"):
+        model(ids, labels=ids, logits_to_keep=1)
+
+
+def test_a_cache_of_another_shape_is_refused(model):
+    with pytest.raises(gt.InputTypeError, match="DynamicCache"):
+        model(torch.tensor([[1, 2]]), cache="not a cache")
+    with pytest.raises(gt.InputError, match=r"cache\[0\] must hold"):
+        model(torch.tensor([[1, 2]]), cache=[(torch.zeros(1, 5, 3, 7), torch.zeros(1, 5, 3, 7))] * model.config.n_layer)

@@ -1,0 +1,63 @@
+"""The package's shape: every module imports on its own, and each GPT-J component is written once."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "gptj_teach"
+MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+
+
+def test_each_module_imports_alone_in_a_fresh_interpreter():
+    """A module that needs a late import to dodge a circle fails here: it is imported first, on its own, with
+    the package's __init__ (which imports the core in a fixed order) left out. One interpreter per module,
+    started together: each spends most of its time importing torch."""
+    alone = ("import sys, types; package = types.ModuleType('gptj_teach'); package.__path__ = [{path!r}]; "
+             "sys.modules['gptj_teach'] = package; import gptj_teach.{module}")
+    runs = {module: subprocess.Popen([sys.executable, "-c", alone.format(path=str(PACKAGE), module=module)], text=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for module in MODULES}
+    failed = {module: run.communicate()[1][-2000:] for module, run in runs.items() if run.wait() != 0}
+    assert not failed, failed
+
+
+def test_no_import_inside_a_function_of_the_core():
+    """The modules a forward pass runs import everything at the top (the notebook-side ones may import
+    plotting or widget libraries on first use)."""
+    core = ("attention", "block", "cache", "checks", "checkpoint", "fast", "generation", "model", "rotary",
+            "sampling", "sizes", "outputs", "errors", "tokenizer")
+    for module in core:
+        tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inner = [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
+                assert not inner, f"{module}.{node.name} imports inside its body"
+
+
+def calls(name: str) -> dict:
+    """{module: number of calls of `name` (a function or a method, e.g. `q_proj`)} over the package, the
+    exercises aside (their checks take a block apart on purpose, to tell a student which step went wrong)."""
+    found = {}
+    for path in PACKAGE.glob("*.py"):
+        if path.stem == "exercises":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if called == name:
+                    found[path.stem] = found.get(path.stem, 0) + 1
+    return found
+
+
+def definitions(name: str) -> list:
+    return [path.stem for path in PACKAGE.glob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name]
+
+
+def test_attention_and_the_block_are_defined_once():
+    assert definitions("GPTJAttention") == ["attention"] and definitions("GPTJBlock") == ["block"]
+    assert set(calls("scaled_dot_product_attention")) == {"attention"}  # one fused attention
+    for projection in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        assert calls(projection) == {"attention": 1}, projection  # nobody else reaches into attention
+    assert calls("ln_1") == {"block": 1} and calls("fc_in") == {"block": 1}  # nor into the block
