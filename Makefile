@@ -2,6 +2,7 @@
 # make test   set up .venv and run every test: unit, parity, property, notebooks (nbval), browser
 # make lock   re-resolve requirements.lock (exact versions of every package) from pyproject's ranges
 # make wheel  build the wheel and sdist into dist/; make smoke: install the wheel elsewhere and use it
+# make student  the student edition of the notebooks (solutions cleared, outputs cleared) into student/
 # make tiny   retrain the shipped tiny model (about 85 minutes on 2 CPU cores; minutes on a GPU)
 #
 # Set-up installs requirements.lock with uv (itself pinned, installed from PyPI into the venv), so a fresh clone
@@ -27,7 +28,7 @@ TORCH_SOURCES = $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) \
 	$$($(PY) -c "$$REACHABLE_INDEX" "$(TORCH_INDEX)" 2>/dev/null)
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env
 
-.PHONY: lab test lock smoke wheel tiny clean
+.PHONY: lab test lock smoke wheel tiny clean student
 
 $(VENV)/.ready: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,8 +38,20 @@ $(VENV)/.ready: pyproject.toml $(LOCK)
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
+# No news pop-up over the first widget (as in the browser tests): the venv's settings overrides say "no news"
+# (a user setting still wins), and the server neither fetches news nor checks for updates.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 lab: $(VENV)/.ready
-	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	mkdir -p $(dir $(LAB_OVERRIDES))
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $(LAB_OVERRIDES)
+	$(VENV)/bin/jupyter lab notebooks/ --LabApp.news_url=None \
+	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The student edition: every notebook with its solutions replaced by a "Your turn" stub and no outputs, made by
+# nbgrader's own preprocessors without a course directory (nbgrader_config.py has the same settings for nbgrader).
+STUDENT ?= student
+student: $(VENV)/.ready
+	$(PY) -m gptj_teach student --source notebooks --out $(STUDENT)
 
 test: $(VENV)/.ready
 	$(PY) -c "import torch, transformers as t; print('lock: torch', torch.__version__, '/ transformers', t.__version__)"
@@ -104,4 +117,4 @@ tiny: $(VENV)/.ready
 	$(PY) scripts/train_tiny.py --minutes 85
 
 clean:
-	rm -rf $(VENV) $(VENV)-lowest $(VENV)-newest $(VENV)-pinned build dist runs
+	rm -rf $(VENV) $(VENV)-lowest $(VENV)-newest $(VENV)-pinned build dist runs $(STUDENT)

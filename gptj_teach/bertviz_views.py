@@ -9,6 +9,7 @@ and short, waits for require.js, and with ``offline=True`` inlines our vendored 
 References: Vig, "A Multiscale Visualization of Attention in the Transformer Model" (ACL 2019, bertviz).
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -42,7 +43,23 @@ def model_view(attentions, tokens, offline=False, decimals=3, **kw):
     kw.setdefault("include_layers", default_layers(len(maps)))
     view = bertviz_model_view(rounded(maps, decimals), list(tokens), prettify_tokens=False,
                               html_action="return", **kw)
-    return finish(view.data, offline)
+    return finish(fit_width(view.data), offline)
+
+
+FIXED_SVG = re.compile(r'(\.append\(\s*[\'"]svg[\'"]\s*\))\s*\.attr\("width", DIV_WIDTH\)\s*'
+                       r'\.attr\("height", config\.divHeight\)')
+FITTED_SVG = (r'\1.attr("viewBox", `0 0 ${DIV_WIDTH} ${config.divHeight}`)'
+              r'.style("width", "100%").style("max-width", `${DIV_WIDTH}px`).style("height", "auto")')
+
+
+def fit_width(page: str) -> str:
+    """The model view scaled down to fit its cell: bertviz draws it 970 px wide, wider than a notebook's output
+    on a laptop (828 px in JupyterLab at 1280 px), which cut off the last heads without a scroll bar. A viewBox
+    keeps bertviz's drawing and its clicks as they are and lets the browser shrink the picture to the cell."""
+    fitted, n = FIXED_SVG.subn(FITTED_SVG, page, count=1)
+    if n != 1:
+        raise RuntimeError("bertviz's model view has changed shape: update gptj_teach.bertviz_views.fit_width")
+    return fitted
 
 
 def default_layers(n_layers: int, layer=None) -> list[int]:
@@ -77,12 +94,17 @@ def finish(page: str, offline: bool):
 
 
 VIEW_SCRIPT = re.compile(r'<script type="text/javascript">\n(.*)\n</script>', re.DOTALL)
+NO_INTERNET = ('<div style="background:#fff3cd;color:#664d03;border:1px solid #ffe69c;border-radius:4px;'
+               'padding:8px 12px;font-size:13px">⚠ bertviz could not load require.js from the internet. Offline? '
+               'Set <code>OFFLINE = True</code> in the notebook (it passes <code>offline=True</code>) and run '
+               'this cell again.</div>')
 WAIT = """<script type="text/javascript">
+const NO_INTERNET = %(warning)s;
 (function draw(tries) {
   if (typeof requirejs === "undefined") {
     if (tries < 100) { return setTimeout(draw, 100, tries + 1); }
     const vis = document.querySelector("#%(root)s #vis");
-    return vis && (vis.textContent = "bertviz could not load require.js from the internet: try offline=True");
+    return vis && (vis.innerHTML = NO_INTERNET);
   }
 %(view)s
 })(0);
@@ -96,7 +118,8 @@ def wait_for_require(page: str) -> str:
     runs the inline script after it at once: bertviz alone then fails with "require is not defined".
     """
     root = re.search(r'<div id="(bertviz-[0-9a-f]+)"', page)[1]
-    return VIEW_SCRIPT.sub(lambda m: WAIT % {"view": m[1], "root": root}, page, count=1)
+    return VIEW_SCRIPT.sub(lambda m: WAIT % {"view": m[1], "root": root, "warning": json.dumps(NO_INTERNET)},
+                           page, count=1)
 
 
 CDN_REQUIRE = '<script src="https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.6/require.min.js"></script>'

@@ -1,6 +1,7 @@
 """The ``gptj-teach`` command line (also ``python -m gptj_teach``).
 
     gptj-teach generate "def fib(n):" --temperature 0.8 --top-p 0.9 --max-new-tokens 64 [--model tiny] [--seed 0]
+    gptj-teach student [--source notebooks] [--out student]    # the student edition (needs nbgrader)
 """
 
 import argparse
@@ -24,7 +25,12 @@ def main(argv=None) -> int:
     gen.add_argument("--greedy", action="store_true", help="always take the most likely token")
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--device", default=None, help="cpu (default) or cuda")
+    stu = commands.add_parser("student", help="write the student edition of the notebooks (solutions cleared)")
+    stu.add_argument("--source", default="notebooks", help="folder of the teacher edition (default: notebooks)")
+    stu.add_argument("--out", default="student", help="folder to write to (default: student)")
     args = parser.parse_args(argv)  # a bad option: argparse prints the usage and exits with 2, no traceback
+    if args.command == "student":
+        return student(args)
     import gptj_teach as gt  # after parsing: --help stays instant
 
     try:
@@ -53,3 +59,17 @@ def generate(gt, args) -> None:
                            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed):
         print(piece, end="", flush=True)
     print(flush=True)
+
+
+def student(args) -> int:
+    """Write the student edition; one line per notebook."""
+    from . import student as edition  # nbgrader: a test and notebook dependency, imported only here
+
+    try:
+        written = edition.build(args.source, args.out)
+    except (FileNotFoundError, ValueError) as error:  # no notebooks there; a solution marker outside a solution cell
+        print(f"gptj-teach: error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0

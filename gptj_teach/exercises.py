@@ -1,11 +1,13 @@
-"""Self-checking exercises, one at the end of each notebook: ``check_<name>(your_answer)``.
+"""Self-checking exercises for the notebooks' "your turn" cells: ``check_<name>(your_answer)``.
 
 Every check works the right answer out *live* with the package (``gt.tokenizer``, ``gt.rotary``,
 ``gt.model``, ``gt.sampling``, ``gt.memory``, the tiny model), tries your answer on several inputs, edge cases
 included, and prints either ``✅ Right! <why it matters>`` or ``❌ Not yet: <a hint>``; it returns True or False.
 It never raises, even when your function does: a crash is reported as ``❌ Not yet: your function raised ...``.
 Hints point at the usual mistake (the half-split rotary of Llama, the KV-cache offset, forgetting the V of
-the cache, ...) without giving the answer away. Stuck for good? ``notebooks/solutions/solutions.py``.
+the cache, ...) without giving the answer away. A function that still raises the student edition's
+``NotImplementedError("Your turn: ...")`` is told that it is not written yet. Teachers: the committed notebooks
+hold the solutions; ``notebooks/solutions/solutions.py`` has them too, as plain functions.
 """
 
 import functools
@@ -17,7 +19,8 @@ import torch
 from transformers import GPTJConfig
 
 from . import memory, rotary, sampling, tokenizer
-from .block import GPTJBlock
+from .attention import plain_attention
+from .block import GPTJBlock, gelu_new
 from .model import make_mask, positions_from_mask
 
 PREVIOUS_TOKEN_TEXT = ('def add(a, b):\n    """Return the sum of a and b."""\n    return a + b\n\n\n'
@@ -25,6 +28,11 @@ PREVIOUS_TOKEN_TEXT = ('def add(a, b):\n    """Return the sum of a and b."""\n  
 PREVIOUS_TOKEN_MARGIN = 0.02  # a head this close to the best previous-token score also counts
 RELATIVE_TOLERANCE = 0.02  # numeric answers may be 2% off
 PLACEHOLDER = "your function returned None: replace the `...` with your code and `return` the result"
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
+    return tokenizer.load_tokenizer()
 
 
 def _verdict(ok: bool, praise: str, hint: str | None) -> bool:
@@ -49,6 +57,8 @@ def _first_failure(fn, cases, reference, same, diagnose) -> str | None:
         expected = reference(*_fresh(args))
         try:
             got = fn(*_fresh(args))
+        except NotImplementedError as error:  # the student edition's stub, still in place
+            return f"not written yet ({error or 'NotImplementedError'}): replace the stub with your code"
         except Exception as error:  # the learner's bug, reported as a hint
             return f"your function raised {type(error).__name__}: {error}"
         if got is None:
@@ -140,6 +150,64 @@ def check_merge_pair(fn) -> bool:
         hint = None if symbols == list("abab") else "build and return a new list; do not change `symbols` in place"
     return _verdict(hint is None, "BPE is this one merge, repeated in rank order until no known pair is left.", hint)
 
+def _bpe_leftmost(piece: str) -> list[str]:
+    """The usual wrong BPE loop: merge the leftmost known pair instead of the best-ranked one."""
+    ranks, symbols = tokenizer.merge_ranks(), [tokenizer.bytes_to_unicode()[b] for b in piece.encode("utf-8")]
+    while known := [pair for pair in zip(symbols, symbols[1:]) if pair in ranks]:
+        symbols = tokenizer.merge_pair(symbols, known[0])
+    return symbols
+
+
+def check_bpe(fn) -> bool:
+    """Notebook 01: fn(piece: str) -> its BPE tokens (list of str of byte symbols), as GPT-2's merges give."""
+    cases = [(" Hallo",), ("Hello",), (" tokenizer",), (" lowest",), ("aaaa",), ("\n   ",), (" 😀",), ("x",)]
+
+    def diagnose(got, expected, args):
+        piece = args[0]
+        symbols = [tokenizer.bytes_to_unicode()[b] for b in piece.encode("utf-8")]
+        if not isinstance(got, list):
+            return f"return a list of str (the tokens), not a {type(got).__name__}"
+        if "".join(got) != "".join(symbols):
+            return (f"for {piece!r} your tokens do not spell the piece's byte symbols {''.join(symbols)!r}: start "
+                    "from byte_to_symbol[b] for each byte b of piece.encode('utf-8') (a space becomes 'Ġ')")
+        if got == symbols:
+            return f"for {piece!r} nothing was merged: repeat while some neighbouring pair is in `ranks`"
+        if got == _bpe_leftmost(piece):
+            return (f"for {piece!r} you merged the leftmost known pair first; merge the pair with the LOWEST rank "
+                    "(min(known, key=ranks.get)), wherever it is")
+        if got in tokenizer.bpe_steps(piece):
+            return f"for {piece!r} you stopped too early: keep merging until no neighbouring pair is in `ranks`"
+        return f"for {piece!r} your function returned {got!r}"
+
+    hint = _first_failure(fn, cases, lambda piece: tokenizer.bpe_steps(piece)[-1], operator.eq, diagnose)
+    return _verdict(hint is None, "That loop is all of BPE: the best-ranked pair, merged, until none is left.", hint)
+
+
+def check_decode(fn) -> bool:
+    """Notebook 01: fn(ids: list[int]) -> the text, as the real tokenizer decodes it."""
+    tok = _tokenizer()
+    texts = ["Hello world!", "  def f(x):\n        return x", "héllo 😀 wörld", "Grüße", ""]
+    cases = [(tok(text).input_ids,) for text in texts]
+    symbol_to_byte = {s: b for b, s in tokenizer.bytes_to_unicode().items()}
+
+    def diagnose(got, expected, args):
+        ids = args[0]
+        if not isinstance(got, str):
+            return f"return a str, not a {type(got).__name__}"
+        pieces = tok.convert_ids_to_tokens(ids)
+        if got == "".join(pieces):
+            return ("you joined the tokens' byte symbols (like 'Ġ' for a space): map each symbol back to its byte, "
+                    "then decode all the bytes as UTF-8")
+        one_by_one = "".join(bytes(symbol_to_byte[s] for s in piece).decode("utf-8", errors="replace")
+                             for piece in pieces)
+        if got == one_by_one:
+            return ("you decoded each token on its own: a character such as an emoji can be split over two tokens, "
+                    "so join the bytes of ALL tokens first, then decode them once")
+        return f"for ids={ids} your function returned {got!r}, the tokenizer gives {expected!r}"
+
+    hint = _first_failure(fn, cases, lambda ids: tok.decode(ids), operator.eq, diagnose)
+    return _verdict(hint is None, "Every byte has a symbol, so decode(encode(text)) == text for any text.", hint)
+
 
 def _rotate_half(x):
     """The half-split rotation of GPT-NeoX / Llama: the usual wrong answer for GPT-J."""
@@ -173,6 +241,60 @@ def check_rotate_every_two(fn) -> bool:
     return _verdict(hint is None, "Adjacent pairs turned by 90 degrees; with cos and sin this rotates q and k by their "
                                   "position (GPT-J's way, not Llama's half split).", hint)
 
+def check_inv_frequencies(fn) -> bool:
+    """Notebook 02: fn(rotary_dim) -> (rotary_dim // 2,) float tensor, theta_i = 10000 ** (-2 i / rotary_dim)."""
+    cases = [(16,), (64,), (2,), (8,)]
+
+    def diagnose(got, expected, args):
+        d = args[0]
+        if isinstance(got, torch.Tensor) and got.shape == (d,):
+            return f"one frequency per PAIR of dims: for rotary_dim {d}, {d // 2} of them (torch.arange(0, d, 2))"
+        if hint := _shape_hint(got, expected):
+            return hint
+        if not got.dtype.is_floating_point:
+            return f"return floating-point frequencies, yours are {got.dtype}"
+        i = torch.arange(0, d, 2).double()
+        if torch.allclose(got.double(), 10000 ** (i / d), rtol=1e-4):
+            return "the frequencies must fall from 1 towards 0: theta_i = 1 / 10000 ** (2i / d), not 10000 ** (2i / d)"
+        if torch.allclose(got.double(), 1 / 10000 ** (i / 2 / d), rtol=1e-4):
+            return "the exponent is 2i / d with i the pair's index: with torch.arange(0, d, 2) that is arange / d"
+        return f"for rotary_dim {d} your frequencies are {[round(t, 5) for t in got.tolist()]}"
+
+    def same(got, expected):
+        return (isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype.is_floating_point
+                and torch.allclose(got.double(), expected.double(), rtol=1e-5, atol=0))
+
+    hint = _first_failure(fn, cases, rotary.inv_frequencies, same, diagnose)
+    return _verdict(hint is None, "Fast pairs tell neighbours apart, slow pairs still differ hundreds of tokens "
+                                  "apart: like the hands of a clock.", hint)
+
+
+def check_apply_rotary_pos_emb(fn) -> bool:
+    """Notebook 02: fn(x (batch, seq, heads, rot), sin, cos (batch, seq, rot // 2)) -> x rotated pair by pair."""
+    g = torch.Generator().manual_seed(0)
+    position_ids = torch.arange(7)[None]  # (1, 7)
+    cases = [(torch.randn(1, 7, 3, 16, generator=g), *rotary.fixed_pos_embedding(position_ids, 16)),
+             (torch.randn(2, 5, 2, 8, generator=g), *rotary.fixed_pos_embedding(torch.arange(2, 12, 2).expand(2, 5), 8)),
+             (torch.randn(1, 1, 1, 2, generator=g), *rotary.fixed_pos_embedding(torch.tensor([[3]]), 2))]
+
+    def diagnose(got, expected, args):
+        x, sin, cos = args
+        if hint := _shape_hint(got, expected):
+            return hint
+        sin_c, cos_c = torch.cat([sin, sin], -1)[:, :, None], torch.cat([cos, cos], -1)[:, :, None]
+        if torch.allclose(got, x * cos_c + rotary.rotate_every_two(x) * sin_c, atol=1e-5):
+            return ("each angle belongs to one adjacent PAIR: repeat it for both dims of the pair "
+                    "(repeat_interleave(2) on the last dim), not torch.cat([sin, sin]) (Llama's half-split layout)")
+        sin_i, cos_i = (t.repeat_interleave(2, -1)[:, :, None] for t in (sin, cos))
+        if torch.allclose(got, x * cos_i - rotary.rotate_every_two(x) * sin_i, atol=1e-5):
+            return "that turns every pair the wrong way: x * cos + rotate_every_two(x) * sin"
+        if torch.allclose(got, x * cos_i + x * sin_i, atol=1e-5):
+            return "the sin term multiplies rotate_every_two(x), not x itself"
+        return "compare with the formula x' = x * cos + rotate_every_two(x) * sin, one angle per adjacent pair"
+
+    hint = _first_failure(fn, cases, rotary.apply_rotary_pos_emb, lambda g, e: _same_tensor(g, e, 1e-5), diagnose)
+    return _verdict(hint is None, "No rotation matrix needed: two multiplications and one shuffle per vector.", hint)
+
 
 def _reference_causal_mask(q_len: int, kv_len: int) -> torch.Tensor:
     slots = torch.arange(kv_len - q_len, kv_len)  # (q_len,) the queries are the last q_len tokens
@@ -203,6 +325,82 @@ def check_causal_mask(fn) -> bool:
     hint = _first_failure(fn, cases, _reference_causal_mask, _same_tensor, diagnose)
     return _verdict(hint is None, "With a KV cache only the new queries run, and each still sees every earlier key.",
                     hint)
+
+def _qk_cases():
+    """Queries and keys: fp32, fp16 large enough that an fp16 matmul overflows, and more keys than queries."""
+    g = torch.Generator().manual_seed(0)
+    return [(torch.randn(1, 3, 5, 64, generator=g), torch.randn(1, 3, 5, 64, generator=g)),
+            ((150 * torch.randn(2, 2, 4, 16, generator=g)).half(), (150 * torch.randn(2, 2, 6, 16, generator=g)).half()),
+            (torch.randn(1, 1, 1, 8, generator=g).bfloat16(), torch.randn(1, 1, 3, 8, generator=g).bfloat16())]
+
+
+def _reference_scores(q, k):
+    return torch.matmul(q.float(), k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])
+
+
+def check_attention_scores(fn) -> bool:
+    """Notebook 03: fn(q, k) (batch, heads, q_len / kv_len, head_dim) -> fp32 scores q k^T / sqrt(head_dim)."""
+
+    def diagnose(got, expected, args):
+        q, k = args
+        if hint := _shape_hint(got, expected):
+            return hint + " (every query against every key: q @ k.transpose(-1, -2))"
+        if got.dtype != torch.float32:
+            return (f"for {q.dtype} inputs your scores are {got.dtype}: compute them in fp32 (q.float(), k.float()), "
+                    "as GPT-J does, so that long dot products neither overflow nor lose digits")
+        if not torch.isfinite(got).all():
+            return ("some of your scores are inf: the fp16 matmul overflowed (fp16 stops at 65504); upcast q and k "
+                    "to fp32 BEFORE the matmul, not after it")
+        unscaled = torch.matmul(q.float(), k.float().transpose(-1, -2))
+        if torch.allclose(got, unscaled, rtol=1e-4):
+            return "divide the dot products by sqrt(head_dim)"
+        if torch.allclose(got, unscaled / q.shape[-1], rtol=1e-4):
+            return "divide by the SQUARE ROOT of head_dim, not by head_dim itself"
+        if torch.allclose(got, expected, rtol=1e-2):
+            return f"close, but for {q.dtype} inputs not exact: upcast q and k to fp32 before the matmul"
+        return "compare with q.float() @ k.float().transpose(-1, -2) / sqrt(head_dim)"
+
+    hint = _first_failure(fn, _qk_cases(), _reference_scores, lambda g, e: _same_tensor(g, e, 1e-4), diagnose)
+    return _verdict(hint is None, "fp32 scores and the sqrt(d) scale keep the softmax out of saturation.", hint)
+
+
+def check_softmax_attention(fn) -> bool:
+    """Notebook 03: fn(q, k, v, mask) -> (output (batch, heads, q_len, head_dim), weights in q's dtype), as
+    gt.attention.plain_attention."""
+    g = torch.Generator().manual_seed(1)
+    cases = []
+    for (q, k), padding in zip(_qk_cases(), [None, torch.tensor([[0, 1, 1, 1, 1, 1], [1] * 6]), None]):
+        v = torch.randn(k.shape, generator=g).to(k.dtype)
+        cases.append((q / 8, k / 8, v, make_mask(padding, torch.arange(k.shape[2] - q.shape[2], k.shape[2]), k.shape[2],
+                                                 torch.float32)))
+
+    def diagnose(got, expected, args):
+        q, k, v, mask = args
+        if not (isinstance(got, tuple) and len(got) == 2):
+            return "return two things: (output, weights)"
+        (out, weights), (right_out, right_weights) = got, expected
+        if hint := _shape_hint(weights, right_weights):
+            return "weights: " + hint
+        if hint := _shape_hint(out, right_out):
+            return "output: " + hint
+        w = weights.detach().float()
+        if not torch.allclose(w.sum(-1), torch.ones(()), atol=1e-2):
+            return "each row of the weights must sum to 1: softmax over the keys (dim=-1)"
+        if (w * (mask < 0)).amax() > 1e-3:
+            return "some weights fall on masked keys: add the mask to the scores before the softmax"
+        if weights.dtype != q.dtype:
+            return f"for {q.dtype} inputs cast the fp32 weights back to {q.dtype} (.to(q.dtype)) before weights @ v"
+        if not torch.allclose(w, right_weights.float(), atol=2e-3):
+            return "the weights differ: softmax(q k^T / sqrt(head_dim) + mask), in fp32"
+        return "the weights are right, the output is not: output = weights @ v"
+
+    def same(got, expected):
+        return (isinstance(got, tuple) and len(got) == 2 and _same_tensor(got[1], expected[1], 1e-3)
+                and _same_tensor(got[0], expected[0], 1e-3))
+
+    hint = _first_failure(fn, cases, plain_attention, same, diagnose)
+    return _verdict(hint is None, "Scores, mask, softmax, weighted sum: the whole of attention, in fp32 where it "
+                                  "matters.", hint)
 
 
 def _block_cases():
@@ -251,6 +449,66 @@ def check_parallel_block(fn) -> bool:
     return _verdict(hint is None, "One LayerNorm, attention and MLP side by side: GPT-J's parallel block (GPT-2 runs "
                                   "them one after the other).", hint)
 
+def _layer_norm_cases():
+    with torch.random.fork_rng(devices=[]):  # leave the notebook's random stream alone
+        torch.manual_seed(0)
+        cases = []
+        for eps in (1e-5, 0.5):  # a large eps shows where it belongs
+            ln = torch.nn.LayerNorm(32, eps=eps)
+            torch.nn.init.normal_(ln.weight, 1.0, 0.3)
+            torch.nn.init.normal_(ln.bias, 0.0, 0.3)
+            cases.append((3 + 2 * torch.randn(2, 5, 32), ln))
+    return cases
+
+
+def check_layer_norm(fn) -> bool:
+    """Notebook 04: fn(x, ln) -> ln(x) for a torch.nn.LayerNorm ``ln``, from ln.weight, ln.bias and ln.eps."""
+
+    def diagnose(got, expected, args):
+        x, ln = args
+        if hint := _shape_hint(got, expected):
+            return hint
+        mean = x.mean(-1, keepdim=True)
+        variants = {"LayerNorm divides by the biased variance: var(..., unbiased=False)":
+                        (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + ln.eps) * ln.weight + ln.bias,
+                    "eps goes inside the square root: sqrt(var + eps)":
+                        (x - mean) / (x.var(-1, keepdim=True, unbiased=False).sqrt() + ln.eps) * ln.weight + ln.bias,
+                    "then scale by ln.weight and shift by ln.bias":
+                        (x - mean) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + ln.eps)}
+        return next((msg for msg, value in variants.items() if torch.allclose(got, value, atol=1e-4)),
+                    "normalise each token over its features (dim=-1): subtract the mean, divide by "
+                    "sqrt(variance + eps), then * ln.weight + ln.bias")
+
+    with torch.no_grad():
+        hint = _first_failure(fn, _layer_norm_cases(), lambda x, ln: ln(x), lambda g, e: _same_tensor(g, e, 1e-4),
+                              diagnose)
+    return _verdict(hint is None, "Every token enters attention and the MLP at the same scale, whatever its size in "
+                                  "the residual stream.", hint)
+
+
+def check_mlp(fn) -> bool:
+    """Notebook 04: fn(h, mlp) -> mlp(h) for a gt.block.GPTJMLP: fc_in, gelu_new, fc_out (with biases)."""
+    block, cases = _block_cases()
+    mlp_cases = [(x, block.mlp) for _, x, _, _ in cases]
+
+    def diagnose(got, expected, args):
+        h, mlp = args
+        if hint := _shape_hint(got, expected):
+            return hint
+        inner = mlp.fc_in(h)
+        wrong = {"that is the exact GELU (erf); GPT-J uses gelu_new, the tanh approximation":
+                     mlp.fc_out(torch.nn.functional.gelu(inner)),
+                 "that is ReLU; GPT-J uses gelu_new": mlp.fc_out(inner.relu()),
+                 "the activation goes between fc_in and fc_out": mlp.fc_out(inner),
+                 "fc_in and fc_out have biases: add them (or call the Linear modules)":
+                     gelu_new(h @ mlp.fc_in.weight.T) @ mlp.fc_out.weight.T}
+        return next((msg for msg, value in wrong.items() if torch.allclose(got, value, atol=1e-5)),
+                    "compare with fc_out(gelu_new(fc_in(h)))")
+
+    with torch.no_grad():
+        hint = _first_failure(fn, mlp_cases, lambda h, m: m(h), lambda g, e: _same_tensor(g, e, 1e-5), diagnose)
+    return _verdict(hint is None, "Each token alone, widened 4x and back: where most of GPT-J's parameters live.", hint)
+
 
 def _reference_last_token_index(input_ids, pad_token_id):
     """The rule of GPTJForSequenceClassification (and transformers'): the rightmost token that is not padding."""
@@ -287,6 +545,76 @@ def check_last_token_index(fn) -> bool:
     return _verdict(hint is None, "A classifier reads the last real token: the only one that has seen the whole text.",
                     hint)
 
+@functools.lru_cache(maxsize=1)
+def _small_model():
+    """A small random GPT-J language model (2 layers) and two token batches, for the whole-model checks."""
+    from .model import GPTJForCausalLM
+
+    config = GPTJConfig(n_embd=32, n_head=4, rotary_dim=4, n_layer=2, n_positions=64, vocab_size=97)
+    with torch.random.fork_rng(devices=[]):  # leave the notebook's random stream alone
+        torch.manual_seed(0)
+        model = GPTJForCausalLM(config).eval()
+        for parameter in model.parameters():
+            torch.nn.init.normal_(parameter, std=0.3)
+        return model, torch.randint(0, 97, (2, 6)), torch.randint(0, 97, (1, 9))
+
+
+def check_forward(fn) -> bool:
+    """Notebook 05: fn(model, ids (batch, seq)) -> logits (batch, seq, vocab), from the model's own modules."""
+    model, ids_a, ids_b = _small_model()
+    cases = [(model, ids_a), (model, ids_b)]
+
+    def diagnose(got, expected, args):
+        model, ids = args
+        if hint := _shape_hint(got, expected):
+            return hint + " (the logits: lm_head after ln_f)"
+        body, seq = model.transformer, ids.shape[1]
+        mask, positions = make_mask(None, torch.arange(seq), seq, torch.float32), torch.arange(seq)[None]
+        x = body.wte(ids)
+        for block in body.h:
+            x = block(x, positions, mask)[0]
+        if torch.allclose(got, model.lm_head(x), atol=1e-4):
+            return "apply the final LayerNorm ln_f before lm_head"
+        if torch.allclose(got, model.lm_head(body.ln_f(x)) - model.lm_head.bias, atol=1e-4):
+            return "lm_head has a bias: call the module (model.lm_head(x)), not only its weight"
+        return ("compare with: wte -> every block (with position_ids 0..seq-1 and the causal mask) -> ln_f -> "
+                "lm_head; each block returns a tuple, its first item is the new hidden state")
+
+    with torch.no_grad():
+        hint = _first_failure(fn, cases, lambda m, ids: m(ids).logits, lambda g, e: _same_tensor(g, e, 1e-4),
+                              diagnose)
+    return _verdict(hint is None, "Embedding, blocks, final LayerNorm, read-out: all of GPT-J's forward pass.", hint)
+
+
+def check_lm_loss(fn) -> bool:
+    """Notebook 05: fn(logits (batch, seq, vocab), ids (batch, seq)) -> the mean next-token cross-entropy."""
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(1, 7, 11, generator=g), torch.randint(0, 11, (1, 7), generator=g)),
+             (3 * torch.randn(2, 5, 13, generator=g), torch.randint(0, 13, (2, 5), generator=g))]
+
+    def reference(logits, ids):
+        return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
+
+    def diagnose(got, expected, args):
+        logits, ids = args
+        if not isinstance(got, torch.Tensor) or got.numel() != 1:
+            return "return one number (a tensor with one element): the mean over all predicted tokens"
+        ce = torch.nn.functional.cross_entropy
+        wrong = {"the logits at position t predict the token at t + 1: drop the last position's logits and the "
+                 "first token (logits[:, :-1] against ids[:, 1:])": ce(logits.flatten(0, 1), ids.flatten()),
+                 "shifted the wrong way: logits[:, :-1] predict ids[:, 1:]":
+                     ce(logits[:, 1:].flatten(0, 1), ids[:, :-1].flatten()),
+                 "that is the perplexity exp(loss): return the loss itself": expected.exp(),
+                 "take the mean over the predicted tokens, not the sum":
+                     ce(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="sum")}
+        return next((msg for msg, value in wrong.items() if torch.allclose(got.reshape(()).float(), value, rtol=1e-4)),
+                    f"your loss {got.item():.4f}, the right one {expected.item():.4f}: -log softmax(logits) at the "
+                    "next token, averaged")
+
+    hint = _first_failure(fn, cases, reference, lambda g, e: isinstance(g, torch.Tensor) and g.numel() == 1
+                          and torch.allclose(g.reshape(()).float(), e, rtol=1e-5), diagnose)
+    return _verdict(hint is None, "The loss of every position at once: how a language model is trained.", hint)
+
 
 def check_top_p(fn) -> bool:
     """Notebook 06: fn(logits (..., vocab), p) -> logits with everything outside the top-p nucleus set to -inf."""
@@ -319,6 +647,133 @@ def check_top_p(fn) -> bool:
     hint = _first_failure(fn, cases, sampling.top_p_filter, lambda g, e: _same_tensor(g, e, 1e-6), diagnose)
     return _verdict(hint is None, "The nucleus adapts: few tokens when the model is sure, many when it is not.", hint)
 
+def check_top_k(fn) -> bool:
+    """Notebook 06: fn(logits (..., vocab), k) -> logits with all but the k highest of each row set to -inf."""
+    g = torch.Generator().manual_seed(0)
+    probs = torch.tensor([0.05, 0.5, 0.15, 0.3])
+    cases = [(probs.log(), 2), (probs.log(), 1), (probs.log(), 4), (torch.randn(50, generator=g), 10),
+             (torch.randn(3, 20, generator=g), 5), (2 * torch.randn(2, 2, 30, generator=g), 3)]
+
+    def diagnose(got, expected, args):
+        logits, k = args
+        if hint := _shape_hint(got, expected):
+            return hint
+        kept = (~torch.isneginf(got)).sum(-1)
+        if got.isfinite().all() and (got >= 0).all() and torch.allclose(got.sum(-1), torch.ones(())):
+            return "return the filtered logits, not probabilities (the softmax comes after the filter)"
+        if logits.dim() > 1 and not (kept == k).all():
+            return (f"for a batch of rows {tuple(logits.shape)} keep k = {k} in EVERY row: compare each row with its "
+                    "own k-th best score (topk(...).values[..., -1:])")
+        if (kept != k).any():
+            return f"for k = {k} you keep {kept.flatten()[0].item()} tokens: keep exactly the k highest scores"
+        if not torch.equal(~torch.isneginf(got), ~torch.isneginf(expected)):
+            return "you keep k tokens but not the right ones: keep the HIGHEST scores"
+        return "leave the kept logits unchanged (only the dropped ones become -inf)"
+
+    hint = _first_failure(fn, cases, sampling.top_k_filter, lambda g, e: _same_tensor(g, e), diagnose)
+    return _verdict(hint is None, "A fixed number of candidates, whether the model is sure or not: what top-p "
+                                  "improves on.", hint)
+
+
+def check_logits_to_probs(fn) -> bool:
+    """Notebook 06: fn(logits, temperature, top_k, top_p) -> probabilities: temperature, top-k, top-p, softmax."""
+    g = torch.Generator().manual_seed(0)
+    logits, batch = 3 * torch.randn(200, generator=g), 3 * torch.randn(2, 200, generator=g)
+    cases = [(logits, 0.8, 40, 0.9), (logits, 1.0, 0, 1.0), (logits, 0.3, 0, 0.5), (logits, 1.5, 0, 0.9),
+             (logits, 2.0, 5, 1.0), (batch, 0.7, 20, 0.8)]
+
+    def diagnose(got, expected, args):
+        logits, t, k, p = args
+        if hint := _shape_hint(got, expected):
+            return hint
+        if torch.isnan(got).any() and k == 0:
+            return "top_k = 0 means no top-k cut at all (keep every token)"
+        if not torch.allclose(got.sum(-1), torch.ones(())) or (got < 0).any():
+            return "return probabilities: end with a softmax over the vocabulary"
+        if k == 0 and ((got > 0).sum(-1) <= 1).all() and ((expected > 0).sum(-1) > 1).any():
+            return "top_k = 0 means no top-k cut at all (keep every token), not keep one"
+        late_t = torch.softmax(sampling.top_p_filter(sampling.top_k_filter(logits, k), p) / t, dim=-1)
+        if torch.allclose(got, late_t, atol=1e-6):
+            return ("the temperature comes FIRST, then top-k, then top-p: the nucleus depends on the temperature "
+                    f"(T = {t}, top-p = {p})")
+        return f"for T = {t}, top-k = {k}, top-p = {p} your probabilities differ: temperature -> top-k -> top-p -> softmax"
+
+    hint = _first_failure(fn, cases, sampling.logits_to_probs, lambda g, e: _same_tensor(g, e, 1e-6), diagnose)
+    return _verdict(hint is None, "The same pipeline as transformers' generate: same settings, same seed, same "
+                                  "tokens.", hint)
+
+def _reference_head_scores(attentions):
+    maps = torch.stack([a[0] for a in attentions])  # (layers, heads, query, key) of the first sequence
+    return maps.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1), maps[:, :, 1:, 0].mean(-1)
+
+
+def check_head_scores(fn) -> bool:
+    """Notebook 07: fn(attentions) -> (previous, first), each (layers, heads): the mean weight on key i - 1 and on
+    key 0, over the queries i = 1 .. T-1. attentions: a tuple of (batch, heads, T, T), one per layer."""
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    for layers, heads, T in [(3, 2, 6), (2, 4, 9)]:
+        scores = torch.randn(layers, 1, heads, T, T, generator=g) + make_mask(None, torch.arange(T), T, torch.float32)
+        cases.append((tuple(scores.softmax(-1)),))
+
+    def diagnose(got, expected, args):
+        if not (isinstance(got, tuple) and len(got) == 2):
+            return "return two tensors: (previous, first)"
+        maps = torch.stack([a[0] for a in args[0]])
+        for name, mine, right in zip(("previous", "first"), got, expected):
+            if hint := _shape_hint(mine, right):
+                return f"{name}: {hint} (layers, heads)"
+        previous, first = got
+        if torch.allclose(previous, maps.diagonal(0, -2, -1).mean(-1), atol=1e-6) or \
+                torch.allclose(previous, maps.diagonal(0, -2, -1)[..., 1:].mean(-1), atol=1e-6):
+            return "the main diagonal is each token looking at ITSELF: the previous token is diagonal(offset=-1)"
+        if torch.allclose(previous, maps.diagonal(1, -2, -1).mean(-1), atol=1e-6):
+            return "offset=+1 is the token AFTER (always 0: masked); the previous token is diagonal(offset=-1)"
+        if not torch.allclose(previous, expected[0], atol=1e-6):
+            return "previous: the mean of A[i, i - 1] over i = 1 .. T-1"
+        if torch.allclose(first, maps[..., 0].mean(-1), atol=1e-6):
+            return "first: leave out query 0 (it can only look at itself): A[1:, 0]"
+        return "first: the mean of A[i, 0] over i = 1 .. T-1"
+
+    def same(got, expected):
+        return isinstance(got, tuple) and len(got) == 2 and all(_same_tensor(a, b, 1e-6) for a, b in zip(got, expected))
+
+    hint = _first_failure(fn, cases, _reference_head_scores, same, diagnose)
+    return _verdict(hint is None, "Two numbers per head that summarise a T x T map: how interpretability starts.", hint)
+
+
+def check_best_head(fn) -> bool:
+    """Notebook 07: fn(scores (layers, heads)) -> (layer, head) of the highest score, as two ints."""
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.rand(4, 3, generator=g),), (torch.rand(2, 5, generator=g),), (torch.rand(28, 16, generator=g),),
+             (torch.rand(3, 1, generator=g),)]
+
+    def as_pair(got):
+        layer, head = got
+        return operator.index(layer), operator.index(head)
+
+    def same(got, expected):
+        try:
+            return as_pair(got) == expected
+        except Exception:
+            return False
+
+    def diagnose(got, expected, args):
+        scores = args[0]
+        try:
+            pair = as_pair(got)
+        except Exception:  # not a pair of whole numbers
+            return (f"return a pair of ints (layer, head), not {got!r}: divmod(flat index, number of heads) turns "
+                    "scores.argmax() into one")
+        if pair == expected[::-1]:
+            return "(layer, head), in that order: the layers are the rows of scores"
+        if pair == divmod(scores.argmax().item(), scores.shape[0]):
+            return "divide the flat index by the number of HEADS (scores.shape[1], the length of a row)"
+        return f"for scores of shape {tuple(scores.shape)} the highest is at {expected}, you gave {pair}"
+
+    hint = _first_failure(fn, cases, lambda s: divmod(s.argmax().item(), s.shape[1]), same, diagnose)
+    return _verdict(hint is None, "argmax over a flattened grid, then back to its row and column.", hint)
+
 
 @functools.lru_cache(maxsize=1)
 def _previous_token_scores() -> torch.Tensor:
@@ -347,8 +802,8 @@ def check_previous_token_head(answer) -> bool:
         return _verdict(False, "", f"layers go 0..{scores.shape[0] - 1} and heads 0..{scores.shape[1] - 1}")
     best = scores.max()
     ok = scores[layer, head] >= best - PREVIOUS_TOKEN_MARGIN
-    one_based = ((layer - 1, head), (layer, head - 1), (layer - 1, head - 1))  # counted from 1 by mistake?
-    if not ok and any(scores[i, j] >= best - PREVIOUS_TOKEN_MARGIN for i, j in one_based if i >= 0 and j >= 0):
+    # counted from 1 by mistake? Then both numbers are one too high (a neighbouring head alone is just wrong)
+    if not ok and min(layer, head) >= 1 and scores[layer - 1, head - 1] >= best - PREVIOUS_TOKEN_MARGIN:
         hint = "close: layers and heads are counted from 0"
     else:
         hint = f"head ({layer}, {head}) puts {scores[layer, head]:.2f} of its attention on the previous token, " \

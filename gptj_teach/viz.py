@@ -76,34 +76,39 @@ def as_layers(attentions) -> torch.Tensor:
     return torch.stack([layer[0] for layer in attentions]).detach().float().cpu()  # (layers, heads, q, k)
 
 
-def attention_heatmap(attn, tokens, ax=None, title=None):
-    """Draw one attention map: row i = query token i, column j = how much it looks at token j."""
+def attention_heatmap(attn, tokens, ax=None, title=None, colorbar=True):
+    """Draw one attention map: row i = query token i, column j = how much it looks at token j (0 to 1, with a
+    colour bar unless ``colorbar=False``). Returns the axes; ``ax.images[0]`` is the picture."""
     attn = torch.as_tensor(attn).detach().float().cpu()  # (query, key)
-    ax = ax or plt.subplots(figsize=(5, 5))[1]
-    ax.imshow(attn.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(attn.shape[1]), tokens[-attn.shape[1]:], rotation=90, fontsize=8)
-    ax.set_yticks(range(attn.shape[0]), tokens[-attn.shape[0]:], fontsize=8)
+    ax = ax or plt.subplots(figsize=(5.5, 5))[1]
+    image = ax.imshow(attn.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(attn.shape[1]), tokens[-attn.shape[1]:], rotation=90, fontsize=9, family="monospace")
+    ax.set_yticks(range(attn.shape[0]), tokens[-attn.shape[0]:], fontsize=9, family="monospace")
     ax.set(xlabel="key (looked at)", ylabel="query (looking)")
     ax.set_title(title or "", fontsize=9)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="attention weight")
     return ax
 
 
 def attention_grid(attentions, tokens, layer=None):
-    """All heads of one ``layer`` in a row, or (layer=None) a grid of layers x heads. Returns the figure."""
+    """All heads of one ``layer`` in a row, or (layer=None) a grid of layers x heads, with one colour bar.
+    Returns the figure."""
     maps = as_layers(attentions)  # (layers, heads, q, k)
     layers = range(len(maps)) if layer is None else [layer]
     n_heads = maps.shape[1]
-    fig, axes = plt.subplots(len(layers), n_heads, figsize=(2.2 * n_heads, 2.2 * len(layers)), squeeze=False)
+    fig, axes = plt.subplots(len(layers), n_heads, figsize=(2.7 * n_heads + 1, 2.7 * len(layers)), squeeze=False,
+                             layout="constrained")
     for row, l in enumerate(layers):
         for h in range(n_heads):
-            ax = attention_heatmap(maps[l, h], tokens, ax=axes[row, h], title=f"layer {l}, head {h}")
+            ax = attention_heatmap(maps[l, h], tokens, ax=axes[row, h], title=f"layer {l}, head {h}", colorbar=False)
             ax.set(xlabel="", ylabel="")
-            ax.tick_params(labelsize=6)
+            ax.tick_params(labelsize=7)
             if h:
                 ax.set_yticks([])  # token labels on the left column and the bottom row only
             if row < len(layers) - 1:
                 ax.set_xticks([])
-    fig.tight_layout()
+    fig.colorbar(axes[0, 0].images[0], ax=axes, shrink=0.5, label="attention weight")
     return fig
 
 

@@ -28,7 +28,10 @@ from .sampling import logits_to_probs
 from .viz import token_labels
 
 SHOWN = 15  # bars in the chart
-BAR_PX = 320  # width of a bar of probability 1
+BAR_PX = 300  # width of a bar of probability 1
+CHART_PX = 480  # the right-hand column: fixed, so that the chart never moves sideways while the numbers change
+NOT_RUNNING = ("[the sampler widget: run this cell to show it; its sliders need a running kernel, so a saved "
+               "notebook cannot show it]")  # what a notebook opened without its kernel shows instead
 KEPT, CUT = "#1f77b4", "#d0d0d0"  # the nucleus (tokens that can be drawn) and the tokens cut by top-k / top-p
 
 
@@ -57,7 +60,7 @@ class Sampler(widgets.VBox):
 
     def __init__(self, model, tok, prompt="def fib(n):", max_new_tokens=40, seed=0):
         self.lm, self.tok, self.model_calls, self.text = model, tok, 0, ""
-        style, wide = {"description_width": "90px"}, widgets.Layout(width="360px")
+        style, wide = {"description_width": "90px"}, widgets.Layout(width="330px")  # 330 + CHART_PX fit 828 px
         self.prompt = widgets.Textarea(prompt, description="prompt", continuous_update=False, style=style,
                                        layout=widgets.Layout(width="640px", height="70px"))
         self.temperature = widgets.FloatSlider(1.0, min=0.05, max=2.0, step=0.05, description="temperature",
@@ -73,12 +76,15 @@ class Sampler(widgets.VBox):
         self.chart = widgets.HTML().add_class("gptj-sampler-chart")
         legend = widgets.HTML('<div style="font-size:11px;line-height:14px">blue: kept (the nucleus), renormalised '
                               "to sum to 1<br>grey: cut by top-k / top-p (drawn at its probability before the cut)"
-                              "<br>top-k 0 = off; entropy in nats (natural log)</div>")
+                              "<br>top-k 0 = off; entropy in nats (natural log); the nucleus counts the tokens "
+                              "with p &gt; 0<br>(at a low temperature most tokens' p rounds to exactly 0 in fp32, "
+                              "even with top-p 1)</div>")
         self.button = widgets.Button(description="Generate", button_style="primary")
         self.output = widgets.HTML().add_class("gptj-sampler-text")
         controls = widgets.VBox([self.temperature, self.top_p, self.top_k, self.max_new_tokens, self.seed])
-        super().__init__([self.prompt, widgets.HBox([controls, widgets.VBox([self.stats_html, self.chart, legend])]),
-                          self.button, self.output])
+        right = widgets.VBox([self.stats_html, self.chart, legend],
+                             layout=widgets.Layout(width=f"{CHART_PX}px", min_width=f"{CHART_PX}px"))
+        super().__init__([self.prompt, widgets.HBox([controls, right]), self.button, self.output])
         self.prompt.observe(self.read_prompt, names="value")
         for slider in (self.temperature, self.top_p, self.top_k):
             slider.observe(self.update, names="value")
@@ -110,10 +116,19 @@ class Sampler(widgets.VBox):
         heights = torch.where(after_cut > 0, after_cut, before_cut).tolist()
         self.stats = {"entropy_nats": torch.special.entr(self.probs).sum().item(),
                       "nucleus_size": int((self.probs > 0).sum()), "top_prob": self.probs.max().item()}
-        self.stats_html.value = (f"entropy <b>{self.stats['entropy_nats']:.3f}</b> nats &nbsp;·&nbsp; "
-                                 f"nucleus <b>{self.stats['nucleus_size']}</b> of {len(self.probs)} tokens "
-                                 f"&nbsp;·&nbsp; top token p = <b>{self.stats['top_prob']:.3f}</b>")
+        self.stats_html.value = (  # two short lines that never wrap, figures in fixed-width digits
+            '<div style="white-space:nowrap;font-variant-numeric:tabular-nums">'
+            f"entropy <b>{self.stats['entropy_nats']:.3f}</b> nats &nbsp;·&nbsp; "
+            f"top token p = <b>{self.stats['top_prob']:.3f}</b><br>"
+            f"nucleus <b>{self.stats['nucleus_size']}</b> of {len(self.probs)} tokens</div>")
         self.chart.value = bar_chart(self.labels, heights, kept)
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget for a live page; in place of ``Sampler(children=...)``, a sentence for a saved notebook."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict) and "text/plain" in bundle:
+            bundle["text/plain"] = NOT_RUNNING
+        return bundle
 
     def generate(self, button=None):
         """What the Generate button does: seed, then stream the continuation into the text area."""

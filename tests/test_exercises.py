@@ -23,7 +23,12 @@ FUNCTION_CHECKS = {  # check -> the solution function
     ex.check_merge_pair: sol.merge_pair, ex.check_rotate_every_two: sol.rotate_every_two,
     ex.check_causal_mask: sol.causal_mask, ex.check_parallel_block: sol.parallel_block,
     ex.check_last_token_index: sol.last_token_index, ex.check_top_p: sol.top_p,
-    ex.check_truncate_at_stop: sol.truncate_at_stop}
+    ex.check_truncate_at_stop: sol.truncate_at_stop, ex.check_bpe: sol.bpe, ex.check_decode: sol.decode,
+    ex.check_inv_frequencies: sol.inv_frequencies, ex.check_apply_rotary_pos_emb: sol.apply_rotary_pos_emb,
+    ex.check_attention_scores: sol.attention_scores, ex.check_softmax_attention: sol.softmax_attention,
+    ex.check_layer_norm: sol.layer_norm, ex.check_mlp: sol.mlp, ex.check_forward: sol.forward,
+    ex.check_lm_loss: sol.lm_loss, ex.check_top_k: sol.top_k, ex.check_logits_to_probs: sol.logits_to_probs,
+    ex.check_head_scores: sol.head_scores, ex.check_best_head: sol.best_head}
 
 
 def verdict(check, answer, capsys):
@@ -61,6 +66,12 @@ def test_function_checks_accept_the_solution_and_reject_placeholders(check, caps
         return 1 / 0
 
     rejected(check, crashes, capsys, "your function raised ZeroDivisionError: division by zero")
+
+    def student_stub(*args):  # what the student edition's cleared solution does when it is called
+        raise NotImplementedError("Your turn: replace these two lines with your code")
+
+    out = rejected(check, student_stub, capsys, "not written yet", "Your turn")
+    assert "raised" not in out, out
 
 
 def test_numeric_checks_accept_the_solutions(tiny, capsys):
@@ -264,3 +275,136 @@ def test_previous_token_head_agrees_with_transformers(capsys):
             rejected(ex.check_previous_token_head, one_based, capsys, "counted from 0")
     rejected(ex.check_previous_token_head, (scores.shape[0], 0), capsys, "layers go")
     rejected(ex.check_previous_token_head, (1, 2, 3), capsys, "pair")
+
+
+# ---- the "your turn" checks added with the student edition --------------------------------------------------
+def test_bpe_and_decode_wrong_answers(capsys):
+    ranks, byte_to_symbol = gt.tokenizer.merge_ranks(), gt.tokenizer.bytes_to_unicode()
+
+    def leftmost(piece):
+        symbols = [byte_to_symbol[b] for b in piece.encode()]
+        while known := [pair for pair in zip(symbols, symbols[1:]) if pair in ranks]:
+            symbols = sol.merge_pair(symbols, known[0])
+        return symbols
+
+    rejected(ex.check_bpe, leftmost, capsys, "LOWEST rank")
+    rejected(ex.check_bpe, lambda piece: list(piece), capsys, "byte symbols")
+    rejected(ex.check_bpe, lambda piece: gt.tokenizer.bpe_steps(piece)[1 if len(gt.tokenizer.bpe_steps(piece)) > 2
+                                                                       else -1], capsys, "too early")
+    tok = gt.load_tokenizer()
+    rejected(ex.check_decode, lambda ids: "".join(tok.convert_ids_to_tokens(ids)), capsys, "byte symbols")
+    rejected(ex.check_decode, lambda ids: "".join(tok.decode([i]) for i in ids), capsys, "ALL tokens")
+
+
+def test_rotary_pieces_wrong_answers(capsys):
+    rejected(ex.check_inv_frequencies, lambda d: 10000 ** (torch.arange(0, d, 2) / d), capsys, "fall from 1")
+    rejected(ex.check_inv_frequencies, lambda d: 1 / 10000 ** (torch.arange(d) / d), capsys, "PAIR")
+
+    def half_split(x, sin, cos):
+        return x * torch.cat([cos, cos], -1)[:, :, None] + sol.rotate_every_two(x) * torch.cat([sin, sin], -1)[:, :, None]
+
+    rejected(ex.check_apply_rotary_pos_emb, half_split, capsys, "repeat_interleave")
+    rejected(ex.check_apply_rotary_pos_emb, lambda x, s, c: 2 * x - sol.apply_rotary_pos_emb(x, s, c) * 0 - x +
+             (sol.apply_rotary_pos_emb(x, -s, c) - x), capsys, "wrong way")
+
+
+def test_attention_pieces_wrong_answers(capsys):
+    rejected(ex.check_attention_scores, lambda q, k: (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5, capsys, "fp32")
+    rejected(ex.check_attention_scores, lambda q, k: (q @ k.transpose(-1, -2)).float() / q.shape[-1] ** 0.5, capsys,
+             "BEFORE the matmul")
+    rejected(ex.check_attention_scores, lambda q, k: q.float() @ k.float().transpose(-1, -2), capsys, "sqrt")
+    rejected(ex.check_attention_scores, lambda q, k: q.float() @ k.float().transpose(-1, -2) / q.shape[-1], capsys,
+             "SQUARE ROOT")
+
+    def no_mask(q, k, v, mask):
+        weights = torch.softmax(sol.attention_scores(q, k), -1).to(q.dtype)
+        return weights @ v, weights
+
+    def fp32_weights(q, k, v, mask):
+        weights = torch.softmax(sol.attention_scores(q, k) + mask, -1)
+        return weights.to(v.dtype) @ v, weights
+
+    def wrong_dim(q, k, v, mask):
+        weights = torch.softmax(sol.attention_scores(q, k) + mask, -2).to(q.dtype)
+        return weights @ v, weights
+
+    rejected(ex.check_softmax_attention, no_mask, capsys, "masked keys")
+    rejected(ex.check_softmax_attention, fp32_weights, capsys, "cast the fp32 weights back")
+    rejected(ex.check_softmax_attention, wrong_dim, capsys, "dim=-1")
+    rejected(ex.check_softmax_attention, lambda q, k, v, m: sol.softmax_attention(q, k, v, m)[0], capsys, "(output, weights)")
+
+
+def test_block_pieces_wrong_answers(capsys):
+    def unbiased(x, ln):
+        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + ln.eps) * ln.weight + ln.bias
+
+    def eps_outside(x, ln):
+        centred = x - x.mean(-1, keepdim=True)
+        return centred / (x.var(-1, keepdim=True, unbiased=False).sqrt() + ln.eps) * ln.weight + ln.bias
+
+    rejected(ex.check_layer_norm, unbiased, capsys, "biased variance")
+    rejected(ex.check_layer_norm, eps_outside, capsys, "inside the square root")
+    rejected(ex.check_layer_norm, lambda x, ln: (sol.layer_norm(x, ln) - ln.bias) / ln.weight, capsys, "ln.weight")
+    rejected(ex.check_mlp, lambda h, m: m.fc_out(torch.nn.functional.gelu(m.fc_in(h))), capsys, "exact GELU")
+    rejected(ex.check_mlp, lambda h, m: m.fc_out(m.fc_in(h).relu()), capsys, "ReLU")
+
+
+def test_model_pieces_wrong_answers(capsys):
+    def no_ln_f(model, ids):
+        body, seq = model.transformer, ids.shape[1]
+        x = body.wte(ids)
+        for block in body.h:
+            x = block(x, torch.arange(seq)[None], gt.model.make_mask(None, seq, seq, torch.float32, "cpu"))[0]
+        return model.lm_head(x)
+
+    rejected(ex.check_forward, no_ln_f, capsys, "ln_f")
+    rejected(ex.check_forward, lambda model, ids: model.transformer(ids)[0], capsys, "shape")
+    ce = torch.nn.functional.cross_entropy
+    rejected(ex.check_lm_loss, lambda logits, ids: ce(logits.flatten(0, 1), ids.flatten()), capsys, "t + 1")
+    rejected(ex.check_lm_loss, lambda logits, ids: sol.lm_loss(logits, ids).exp(), capsys, "perplexity")
+    rejected(ex.check_lm_loss, lambda logits, ids: ce(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none"),
+             capsys, "one number")
+
+
+def test_sampling_pieces_wrong_answers(capsys):
+    def first_row_kth(logits, k):  # the one-row version of the notebook, on a batch
+        return logits.masked_fill(logits < torch.topk(logits, k).values.flatten()[k - 1], float("-inf"))
+
+    rejected(ex.check_top_k, first_row_kth, capsys, "EVERY row")
+    rejected(ex.check_top_k, lambda logits, k: sol.top_k(logits, k + 1), capsys, "keep exactly")
+    rejected(ex.check_top_k, lambda logits, k: torch.softmax(sol.top_k(logits, k), -1), capsys, "not probabilities")
+
+    def temperature_last(logits, t, k, p):
+        return torch.softmax(gt.sampling.top_p_filter(gt.sampling.top_k_filter(logits, k), p) / t, -1)
+
+    rejected(ex.check_logits_to_probs, temperature_last, capsys, "FIRST")
+    rejected(ex.check_logits_to_probs, lambda logits, t, k, p: sol.logits_to_probs(logits, t, max(k, 1), p), capsys,
+             "top_k = 0")
+    rejected(ex.check_logits_to_probs, lambda logits, t, k, p: gt.sampling.top_p_filter(logits / t, p), capsys,
+             "softmax")
+
+
+def test_head_pieces_wrong_answers(capsys):
+    def own_diagonal(attentions):
+        maps = torch.stack([a[0] for a in attentions])
+        return maps.diagonal(dim1=-2, dim2=-1).mean(-1), maps[:, :, 1:, 0].mean(-1)
+
+    def with_query_0(attentions):
+        previous, _ = sol.head_scores(attentions)
+        return previous, torch.stack([a[0] for a in attentions])[..., 0].mean(-1)
+
+    rejected(ex.check_head_scores, own_diagonal, capsys, "ITSELF")
+    rejected(ex.check_head_scores, with_query_0, capsys, "leave out query 0")
+    rejected(ex.check_best_head, lambda s: sol.best_head(s)[::-1], capsys, "(layer, head), in that order")
+    rejected(ex.check_best_head, lambda s: s.argmax().item(), capsys, "pair of ints")
+    rejected(ex.check_best_head, lambda s: divmod(s.argmax().item(), s.shape[0]), capsys, "HEADS")
+
+
+def test_previous_token_head_counted_from_1_hint_only_for_that_mistake(capsys):
+    scores = ex._previous_token_scores()
+    layer, head = divmod(scores.argmax().item(), scores.shape[1])
+    rejected(ex.check_previous_token_head, (layer + 1, head + 1), capsys, "counted from 0")
+    neighbour = (layer, (head + 1) % scores.shape[1])
+    if scores[neighbour] < scores.max() - ex.PREVIOUS_TOKEN_MARGIN:
+        out = rejected(ex.check_previous_token_head, neighbour, capsys)
+        assert "counted from 0" not in out, out

@@ -104,16 +104,21 @@ def test_attention_heatmap_draws_the_map_with_token_labels(run64):
     torch.testing.assert_close(torch.as_tensor(image.data), attn)
     assert [t.get_text() for t in ax.get_xticklabels()] == labels[:10]
     assert [t.get_text() for t in ax.get_yticklabels()] == labels[:10]
+    colorbars = [a for a in ax.figure.axes if a is not ax]
+    assert len(colorbars) == 1 and colorbars[0].get_ylabel() == "attention weight"  # what the colours mean
+    assert min(t.get_fontsize() for t in ax.get_xticklabels()) >= 9
+    assert len(viz.attention_heatmap(attn, labels[:10], colorbar=False).figure.axes) == 1
     plt.close("all")
 
 
 def test_attention_grid_has_layers_times_heads_panels(run64):
     _, labels, ours, _ = run64
     fig = viz.attention_grid(ours.attentions, labels)
-    assert len(fig.axes) == 4 * 3
+    assert len(fig.axes) == 4 * 3 + 1  # the panels and one shared colour bar
+    assert fig.axes[-1].get_ylabel() == "attention weight"
     assert fig.axes[5].get_title() == "layer 1, head 2"
     torch.testing.assert_close(torch.as_tensor(fig.axes[5].get_images()[0].get_array().data), ours.attentions[1][0, 2])
-    assert len(viz.attention_grid(ours, labels, layer=3).axes) == 3
+    assert len(viz.attention_grid(ours, labels, layer=3).axes) == 3 + 1
     plt.close("all")
 
 
@@ -189,6 +194,16 @@ def test_a_changed_bertviz_page_is_an_error_not_a_silent_cdn_load():
 
 
 # ---- distributions and rotary -----------------------------------------------------------------------------
+def test_model_view_scales_to_its_cell_and_says_how_to_go_offline(run64):
+    _, labels, ours, _ = run64
+    page = bertviz_views.model_view(ours, labels).data
+    assert 'attr("viewBox", `0 0 ${DIV_WIDTH} ${config.divHeight}`)' in page and '"width", "100%"' in page
+    assert 'attr("width", DIV_WIDTH)' not in page  # bertviz's fixed 970 px is gone (the browser test measures it)
+    assert "OFFLINE = True" in page  # the warning names the notebook's switch
+    with pytest.raises(RuntimeError, match="changed shape"):
+        bertviz_views.fit_width("<div>no bertviz here</div>")
+
+
 def test_plot_distribution_shows_the_top_k_and_highlights_the_nucleus(tiny):
     model, tok = tiny
     ids = tok("import os\nimport", return_tensors="pt").input_ids

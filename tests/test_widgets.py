@@ -3,7 +3,9 @@
 import html
 import statistics
 import time
+from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 import transformers
@@ -151,3 +153,16 @@ def test_empty_prompt_is_explained_not_a_crash(w):
     w.temperature.value = 0.5  # no scores to reshape: nothing to draw, and no crash
     assert "prompt" in w.stats_html.value and w.chart.value == ""
     assert w.generate() == "" and "empty" in w.output.value
+
+
+def test_a_saved_sampler_shows_a_sentence_not_its_repr(tiny):
+    """Opened without its kernel, a notebook shows an output's text/plain: a sentence, never Sampler(children=...)."""
+    model, tok, _ = tiny
+    bundle = gt.widgets.sampler(model, tok)._repr_mimebundle_()
+    assert bundle["text/plain"] == gt.widgets.NOT_RUNNING
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # a live page still gets the widget
+    notebook = nbformat.read(Path(__file__).parents[1] / "notebooks" / "06_sampling.ipynb", as_version=4)
+    saved = [output.get("data", {}).get("text/plain", "") for cell in notebook.cells if cell.cell_type == "code"
+             for output in cell.outputs]
+    assert gt.widgets.NOT_RUNNING in saved, "notebook 06 has no saved sampler output: re-execute it"
+    assert not any("Sampler(" in text for text in saved)

@@ -1,4 +1,5 @@
-"""Solutions to the exercises at the end of each notebook. Try the exercise first: the hints are there to help.
+"""Solutions to the notebooks' "your turn" cells, as plain functions (the teacher edition of each notebook holds
+them too, in its nbgrader solution cells). Try the exercise first: the hints are there to help.
 
 Each solution is what a learner would write in the notebook, checked the same way:
 
@@ -9,7 +10,11 @@ Run ``python notebooks/solutions/solutions.py`` to check them all. It is a .py f
 nbval does not execute it with the notebooks.
 """
 
+import math
+
 import torch
+
+import gptj_teach as gt
 
 
 # 00_start_here ----------------------------------------------------------------------------------------------
@@ -35,6 +40,22 @@ def merge_pair(symbols: list[str], pair: tuple[str, str]) -> list[str]:
     return out
 
 
+def bpe(piece: str) -> list[str]:
+    """GPT-2's BPE on one pre-tokenized piece: merge the best-ranked neighbouring pair until none is known."""
+    ranks, byte_to_symbol = gt.tokenizer.merge_ranks(), gt.tokenizer.bytes_to_unicode()
+    symbols = [byte_to_symbol[b] for b in piece.encode("utf-8")]
+    while known := [pair for pair in zip(symbols, symbols[1:]) if pair in ranks]:
+        symbols = merge_pair(symbols, min(known, key=ranks.get))
+    return symbols
+
+
+def decode(ids: list[int]) -> str:
+    """ids -> token strings -> byte symbols -> bytes -> UTF-8 text (all bytes together)."""
+    symbol_to_byte = {s: b for b, s in gt.tokenizer.bytes_to_unicode().items()}
+    id_to_token = {i: t for t, i in gt.tokenizer.bpe_files()[0].items()}
+    return bytes(symbol_to_byte[s] for i in ids for s in id_to_token[i]).decode("utf-8", errors="replace")
+
+
 # 02_rotary ---------------------------------------------------------------------------------------------------
 def rotate_every_two(x: torch.Tensor) -> torch.Tensor:
     """(x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...): adjacent pairs, not the two halves."""
@@ -42,10 +63,33 @@ def rotate_every_two(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((-odd, even), dim=-1).flatten(-2)  # (..., d // 2, 2) -> (..., d)
 
 
+def inv_frequencies(rotary_dim: int) -> torch.Tensor:
+    """theta_i = 10000 ** (-2i / d), one per adjacent pair."""
+    return 1.0 / 10000 ** (torch.arange(0, rotary_dim, 2) / rotary_dim)
+
+
+def apply_rotary_pos_emb(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+    """x * cos + rotate_every_two(x) * sin, each angle repeated for both dims of its pair, broadcast over heads."""
+    sin = sin.repeat_interleave(2, dim=-1)[:, :, None]  # (batch, seq, 1, rot)
+    cos = cos.repeat_interleave(2, dim=-1)[:, :, None]
+    return x * cos + rotate_every_two(x) * sin
+
+
 # 03_attention ------------------------------------------------------------------------------------------------
 def causal_mask(q_len: int, kv_len: int) -> torch.Tensor:
     """True where query i (at position kv_len - q_len + i) may attend key j: j <= its position."""
     return torch.ones(q_len, kv_len, dtype=torch.bool).tril(diagonal=kv_len - q_len)
+
+
+def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """q k^T / sqrt(head_dim), in fp32 whatever the dtype of q and k."""
+    return q.float() @ k.float().transpose(-1, -2) / math.sqrt(q.shape[-1])  # (batch, heads, q_len, kv_len)
+
+
+def softmax_attention(q, k, v, mask):
+    """(weights @ v, weights): softmax in fp32, weights cast back to q's dtype."""
+    weights = torch.softmax(attention_scores(q, k) + mask, dim=-1).to(q.dtype)
+    return weights @ v, weights
 
 
 # 04_parallel_block -------------------------------------------------------------------------------------------
@@ -56,11 +100,39 @@ def parallel_block(block, x, position_ids, mask):
     return attn_out + block.mlp(h) + x
 
 
+def layer_norm(x: torch.Tensor, ln) -> torch.Tensor:
+    """(x - mean) / sqrt(biased variance + eps) * weight + bias, over the last dim."""
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, keepdim=True, unbiased=False)
+    return (x - mean) / torch.sqrt(var + ln.eps) * ln.weight + ln.bias
+
+
+def mlp(h: torch.Tensor, m) -> torch.Tensor:
+    """fc_out(gelu_new(fc_in(h)))."""
+    return m.fc_out(gt.block.gelu_new(m.fc_in(h)))
+
+
 # 05_model_heads_and_checkpoint -------------------------------------------------------------------------------
 def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
     """The rightmost non-pad position of each row: the largest index among the real tokens."""
     positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
     return (positions * (input_ids != pad_token_id)).argmax(dim=-1)  # (batch,)
+
+
+def forward(model, ids: torch.Tensor) -> torch.Tensor:
+    """wte -> blocks (positions 0.., causal mask) -> ln_f -> lm_head."""
+    body, seq = model.transformer, ids.shape[1]
+    mask = gt.model.make_mask(None, seq, seq, torch.float32, ids.device)
+    position_ids = torch.arange(seq, device=ids.device)[None]  # (1, seq)
+    x = body.wte(ids)  # (batch, seq, n_embd)
+    for block in body.h:
+        x = block(x, position_ids, mask)[0]
+    return model.lm_head(body.ln_f(x))  # (batch, seq, vocab)
+
+
+def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the logits at t against the token at t + 1."""
+    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
 
 
 # 06_sampling -------------------------------------------------------------------------------------------------
@@ -73,6 +145,20 @@ def top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep each row's k highest scores; the others become -inf."""
+    kth_best = torch.topk(logits, k).values[..., -1:]  # (..., 1)
+    return logits.masked_fill(logits < kth_best, float("-inf"))
+
+
+def logits_to_probs(logits, temperature, k, p):
+    """Temperature, then top-k (0: off), then top-p, then softmax."""
+    logits = logits / temperature
+    if k:
+        logits = top_k(logits, k)
+    return torch.softmax(top_p(logits, p) if p < 1 else logits, dim=-1)
+
+
 # 07_attention_visualization ----------------------------------------------------------------------------------
 def previous_token_head(model, tok, text: str) -> tuple[int, int]:
     """The (layer, head) whose attention from each token to the one just before it is highest on average."""
@@ -82,6 +168,17 @@ def previous_token_head(model, tok, text: str) -> tuple[int, int]:
     scores = torch.stack([a[0].diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1) for a in attentions])  # (layer, head)
     layer, head = divmod(scores.argmax().item(), scores.shape[1])
     return layer, head
+
+
+def head_scores(attentions):
+    """Mean weight on the previous token and on the first token, over queries 1 .. T-1: each (layers, heads)."""
+    maps = torch.stack([a[0] for a in attentions])  # (layers, heads, query, key)
+    return maps.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1), maps[:, :, 1:, 0].mean(-1)
+
+
+def best_head(scores: torch.Tensor) -> tuple[int, int]:
+    """(layer, head) of the highest score."""
+    return divmod(scores.argmax().item(), scores.shape[1])
 
 
 # 08_use_cases ------------------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ def open_model_view_detail(page, view_id: str, tokens) -> None:
 def test_notebook_07_draws_its_views_with_the_cdn_served_locally(lab, new_page, cdn_files):
     network = Network(cdn_files)
     page = new_page(network)
+    page.set_viewport_size({"width": 1280, "height": 900})  # a laptop: bertviz's 970 px model view used to be cut
     open_notebook(page, lab, NOTEBOOK)
     run_all_cells(page)
     tokens = labels(notebook_prompt(lab["root"] / NOTEBOOK))
@@ -70,6 +71,13 @@ def test_notebook_07_draws_its_views_with_the_cdn_served_locally(lab, new_page, 
     first.scroll_into_view_if_needed()
     screenshot(page, "07_head_view", first)
     model = next(v for v in views if v["kind"] == "model")
+    fit = page.evaluate("""id => {
+      const svg = document.querySelector(`#${id} svg`).getBoundingClientRect();
+      const area = document.querySelector(`#${id}`).closest(".jp-OutputArea-output").getBoundingClientRect();
+      return {svg_left: svg.left, svg_right: svg.right, area_left: area.left, area_right: area.right};
+    }""", model["id"])
+    assert fit["area_left"] - 1 <= fit["svg_left"] and fit["svg_right"] <= fit["area_right"] + 1, fit  # no clipped column
+    assert fit["svg_right"] - fit["svg_left"] > 500, fit  # and still large enough to read
     open_model_view_detail(page, model["id"], tokens)
     screenshot(page, "07_model_view")
     assert {url.rsplit("/", 1)[-1] for url in network.served} == {"require.min.js", "d3.min.js", "jquery.min.js"}
@@ -119,7 +127,8 @@ def test_offline_views_draw_with_every_external_request_blocked(new_page, static
     # Control: the default page does need the network. Blocked, it draws nothing and says why in the cell.
     page = new_page(network)
     page.goto(f"{base}/online.html")
-    page.get_by_text("could not load require.js").wait_for(timeout=20_000)
+    page.get_by_text("could not load require.js").first.wait_for(timeout=20_000)
+    assert "OFFLINE = True" in page.get_by_text("could not load require.js").first.inner_text()
     assert all(not v["texts"] for v in bertviz_views(page))
     assert any("require" in url for url in network.blocked)
     screenshot(page, "online_view_blocked")

@@ -28,7 +28,7 @@ def entropy(logits: torch.Tensor, temperature: float) -> float:
 def read(widget) -> dict:
     """What the learner reads off the widget: the numbers line, the chart, the top bar's width, the slider."""
     stats = widget.locator(".gptj-sampler-stats").inner_text()
-    match = re.search(r"entropy ([\d.]+) nats.*nucleus (\d+) of", stats)
+    match = re.search(r"entropy ([\d.]+) nats.*nucleus (\d+) of", stats, re.S)
     assert match, f"no entropy / nucleus numbers shown: {stats!r}"
     top_bar = re.search(r"width:\s*([\d.]+)px", widget.locator(".gptj-bar").first.get_attribute("style"))[1]
     return {"entropy": float(match[1]), "nucleus": int(match[2]), "top_bar": float(top_bar),
@@ -110,3 +110,43 @@ def test_sampler_follows_the_temperature_slider_and_generates(lab, new_page):
     assert len(continuation.inner_text().strip()) > 0
     screenshot(page, "sampler_generated", widget)
     assert not page.errors, page.errors
+
+
+def test_a_notebook_opened_without_running_shows_a_sentence_not_the_widget_repr(lab, new_page):
+    """On first open (no kernel has run the cell, the saved widget state is gone) the output shows its text/plain."""
+    page = new_page(Network())
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_notebook(page, lab, NOTEBOOK)
+    saved = page.locator(".jp-OutputArea-output").filter(has_text="the sampler widget: run this cell")
+    saved.first.scroll_into_view_if_needed()
+    saved.first.wait_for(timeout=30_000)
+    assert saved.first.inner_text().strip() == gt.widgets.NOT_RUNNING
+    page.wait_for_timeout(1000)  # let every output render before looking for the old text
+    assert page.get_by_text("Sampler(children=").count() == 0
+    screenshot(page, "sampler_on_first_open", saved.first)
+    assert not page.errors, page.errors
+
+
+def test_the_sampler_fits_a_laptop_screen_and_its_chart_stays_put(lab, new_page):
+    page = new_page(Network())
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_notebook(page, lab, NOTEBOOK)
+    run_all_cells(page)
+    widget = page.locator(".jp-OutputArea-output").filter(has=page.locator(".gptj-sampler-chart"))
+    widget.wait_for(timeout=30_000)
+    widget.scroll_into_view_if_needed()
+    box = page.evaluate("""el => {
+      const area = el.getBoundingClientRect(), chart = el.querySelector(".gptj-sampler-chart").getBoundingClientRect();
+      const stats = el.querySelector(".gptj-sampler-stats");
+      return {right: area.right, chart_right: chart.right, chart_left: chart.left,
+              stats_lines: Math.round(stats.getBoundingClientRect().height / parseFloat(getComputedStyle(stats).lineHeight || 18))};
+    }""", widget.element_handle())
+    assert box["chart_right"] <= box["right"] + 1, box  # nothing cut off at 1280 px
+    lefts = {box["chart_left"]}
+    for key in ("End", "Home"):  # temperature 2.00, then 0.05: the numbers change length, the chart stays
+        press(widget, "temperature", key)
+        page.wait_for_timeout(1500)
+        lefts.add(page.evaluate("el => el.querySelector('.gptj-sampler-chart').getBoundingClientRect().left",
+                                widget.element_handle()))
+    assert len(lefts) == 1, lefts
+    screenshot(page, "sampler_1280", widget)
