@@ -6,7 +6,8 @@
     print(tok.decode(gt.generate(model, ids, max_new_tokens=30)[0]))
 
 Modules, in the order a student meets them: tokenizer, rotary, attention, block, model, checkpoint,
-sampling, viz, widgets, memory, exercises.
+sampling, viz, widgets, memory, exercises;
+then looking inside: activations (every activation by name; hooks that change them).
 """
 
 import importlib
@@ -27,6 +28,6 @@ def __getattr__(name):
     """Import the notebook-side modules (viz, widgets, ...) on first use, so the core needs no plotting stack."""
     if name in {"viz", "widgets", "memory", "exercises", "sampling", "rotary", "attention", "block", "tokenizer",
                 "parity", "checks", "model", "checkpoint", "reference", "outputs", "errors", "bertviz_views",
-                "cli", "fast"}:
+                "cli", "fast", "activations"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'gptj_teach' has no attribute {name!r}")
