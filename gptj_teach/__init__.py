@@ -7,7 +7,8 @@
 
 Modules, in the order a student meets them: tokenizer, rotary, attention, block, model, checkpoint,
 sampling, viz, widgets, memory, exercises;
-then looking inside: activations (every activation by name; hooks that change them).
+then looking inside: activations (every activation by name; hooks that change them), circuits (logit
+attribution, induction heads, ablation, activation patching).
 """
 
 import importlib
@@ -28,6 +29,6 @@ def __getattr__(name):
     """Import the notebook-side modules (viz, widgets, ...) on first use, so the core needs no plotting stack."""
     if name in {"viz", "widgets", "memory", "exercises", "sampling", "rotary", "attention", "block", "tokenizer",
                 "parity", "checks", "model", "checkpoint", "reference", "outputs", "errors", "bertviz_views",
-                "cli", "fast", "activations"}:
+                "cli", "fast", "activations", "circuits"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'gptj_teach' has no attribute {name!r}")
