@@ -116,3 +116,27 @@ def test_random_config_induction_scores_have_one_row_per_layer():
         _, cache = run_with_cache(model, ids)
     scores = circuits.induction_scores(cache, 6)
     assert scores.shape == (config.n_layer, config.n_head) and ((scores > 0) & (scores < 1)).all()
+
+
+def duplicate_token_score(pattern, n):  # the usual off-by-one: the earlier copy itself, n back
+    q = torch.arange(pattern.shape[-1] - n, pattern.shape[-1])
+    return pattern[:, :, q, q - n].mean(dim=(0, 2))
+
+
+def zero_a_position(z, head):  # the usual wrong axis
+    z = z.clone()
+    z[:, head] = 0
+    return z
+
+
+@pytest.mark.parametrize("check, right, wrong, hint", [
+    ("check_induction_score", circuits.induction_score, duplicate_token_score, "n - 1 back"),
+    ("check_dla_term", circuits.dla_term, lambda t, s, w, d: (t / s * w) @ d, "subtract the term's mean"),
+    ("check_zero_ablate", circuits.zero_ablate, zero_a_position, "z[:, :, head]"),
+])
+def test_notebook_10_exercises_accept_the_answer_and_name_the_usual_mistake(check, right, wrong, hint, capsys):
+    check = getattr(gt.exercises, check)
+    assert check(right) is True and capsys.readouterr().out.startswith("✅ Right! ")
+    assert check(wrong) is False and hint in capsys.readouterr().out
+    assert check(lambda *args: None) is False and "replace the `...`" in capsys.readouterr().out  # the placeholder
+    assert check(lambda *args: 1 / 0) is False and "raised ZeroDivisionError" in capsys.readouterr().out
