@@ -8,7 +8,8 @@
 Modules, in the order a student meets them: tokenizer, rotary, attention, block, model, checkpoint,
 sampling, viz, widgets, memory, exercises;
 then looking inside: activations (every activation by name; hooks that change them), circuits (logit
-attribution, induction heads, ablation, activation patching).
+attribution, induction heads, ablation, activation patching), explorer (a widget over the cache), induction
+(watch an induction head form).
 """
 
 import importlib

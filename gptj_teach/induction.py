@@ -2,11 +2,14 @@
 
 The first copy of each sequence is pure noise: no model can do better than ``ln(vocab_size)`` there. The second
 copy is fully predictable, *if* the model can look back to where the current token appeared before and copy
-the token that followed it. That takes two heads working together (Elhage et al., 2021): a **previous-token
-head** in layer 0 writes "the token before me was A" into each position, and an **induction head** in layer 1
-finds the position whose previous token is the current token, and copies what is there. Neither is useful
-alone, so for a while training makes no progress at all on the second copy; then both appear at once and the
-second-half loss drops suddenly. Olsson et al. (2022) saw the same *phase change* in large models.
+the token that followed it. In the textbook circuit (Elhage et al., 2021) that takes two heads working together:
+a **previous-token head** in layer 0 writes "the token before me was A" into each position, and an **induction
+head** in layer 1 finds the position whose previous token is the current token, and copies what is there. One
+layer cannot do it at all (a key knows its own token, never the one before it). Neither part is useful alone,
+so for a while training makes no progress on the second copy; then the circuit forms and the second-half loss
+drops suddenly. Olsson et al. (2022) saw the same *phase change* in large models. (Notebook 10b measures how
+closely our small model follows the textbook: its layer-1 heads become induction heads, its layer 0 need not
+grow a clean previous-token head.)
 
 ``train_induction`` records, every ``every`` steps on a fixed evaluation batch: the loss on the first and
 second copy, and the best head's ``circuits.induction_score``.
@@ -59,7 +62,8 @@ def train_induction(steps: int = 500, n: int = 32, batch: int = 32, lr: float = 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tensors this small: a second thread only spin-waits (10x slower on a busy CPU)
     try:
-        return training_run(config, steps, n, batch, lr, seed, every, callback)
+        with torch.enable_grad():  # even where a notebook switched autograd off
+            return training_run(config, steps, n, batch, lr, seed, every, callback)
     finally:
         torch.set_num_threads(threads)
 

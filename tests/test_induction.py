@@ -9,7 +9,8 @@ from gptj_teach.induction import first_step_below, induction_config, train_induc
 def test_a_short_run_is_seeded_and_records_what_it_promises():
     threads = torch.get_num_threads()
     config = induction_config(vocab_size=32, n=8, n_embd=32, n_head=2)
-    runs = [train_induction(steps=20, n=8, batch=8, seed=5, every=10, config=config) for _ in range(2)]
+    with torch.no_grad():  # training turns autograd on for itself
+        runs = [train_induction(steps=20, n=8, batch=8, seed=5, every=10, config=config) for _ in range(2)]
     (model, history), (_, again) = runs
     assert torch.get_num_threads() == threads and not model.training
     assert [r["step"] for r in history] == [10, 20]
