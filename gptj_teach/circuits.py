@@ -103,12 +103,12 @@ def direct_logit_attribution(model, cache: dict, right: int, wrong: int, pos: in
     bias and lm_head's, the same for every input). The values sum to the logit difference.
     """
     labels, terms = residual_terms(model, cache, pos)  # (n_terms, batch, n_embd)
-    resid = cache[f"h.{model.config.n_layer - 1}.resid_post"][:, pos]  # (batch, n_embd)
-    ln_f, head = model.transformer.ln_f, model.lm_head
+    resid = cache[f"h.{model.config.n_layer - 1}.resid_post"][:, pos].float()  # (batch, n_embd); fp32 throughout:
+    ln_f, head = model.transformer.ln_f, model.lm_head  # an fp16 variance of the 6B's residual could overflow
     scale = (resid.var(dim=-1, unbiased=False, keepdim=True) + ln_f.eps).sqrt()  # (batch, 1): frozen
-    direction = head.weight[right] - head.weight[wrong]  # (n_embd,)
-    values = dla_term(terms, scale, ln_f.weight, direction)  # (n_terms, batch)
-    biases = ln_f.bias @ direction + head.bias[right] - head.bias[wrong]
+    direction = (head.weight[right] - head.weight[wrong]).float()  # (n_embd,)
+    values = dla_term(terms.float(), scale, ln_f.weight.float(), direction)  # (n_terms, batch)
+    biases = ln_f.bias.float() @ direction + (head.bias[right] - head.bias[wrong]).float()
     return labels + ["biases"], torch.cat([values, biases.expand(1, values.shape[1])])
 
 
