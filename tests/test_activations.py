@@ -138,3 +138,33 @@ def test_the_cache_matches_the_models_own_outputs(tiny):
         parts = cache[f"h.{i}.attn.out"] + cache[f"h.{i}.mlp.out"] + cache[f"h.{i}.resid_pre"]
         assert torch.equal(parts, cache[f"h.{i}.resid_post"])  # the block adds in this order
     assert torch.equal(cache["ln_f"], out.hidden_states[n]) and torch.equal(cache["embed"], cache["h.0.resid_pre"])
+
+
+def no_hooks_left(model) -> bool:
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_unknown_names_and_wrong_models_are_refused_clearly(tiny):
+    model, tok, hf = tiny
+    ids = tok("pass", return_tensors="pt").input_ids
+    with pytest.raises(gt.InputError, match=r"'h\.0\.attn\.q_rot'.*did you mean .*h\.0\.attn\.q,.*resid_pre\|ln_1"):
+        run_with_cache(model, ids, names=["h.0.attn.q_rot"])
+    with pytest.raises(gt.InputError, match=r"'h\.4\.mlp\.out'.*<layer> in 0\.\.3"):
+        run_with_hooks(model, ids, {"h.4.mlp.out": lambda x: x})
+    with pytest.raises(gt.InputTypeError, match="from_transformers"):
+        run_with_cache(hf, ids)
+    with pytest.raises(gt.InputTypeError, match="GPTJModel"):
+        run_with_cache(model.transformer, ids)
+    with pytest.raises(gt.InputTypeError, match=r"dict \{name: function\}"):
+        run_with_hooks(model, ids, [("embed", lambda x: x)])
+    assert list(run_with_cache(model, ids, names="ln_f")[1]) == ["ln_f"]  # one name alone is fine
+
+
+def test_a_hook_that_breaks_leaves_no_hook_behind(tiny):
+    model, tok, _ = tiny
+    ids = tok("pass", return_tensors="pt").input_ids
+    with pytest.raises(gt.InputError, match=r"'h\.1\.attn\.z' must return None or a tensor of shape \(1, 1, 3, 64\)"):
+        run_with_hooks(model, ids, {"h.0.ln_1": lambda x: None, "h.1.attn.z": lambda z: z[..., :8]})
+    with pytest.raises(ZeroDivisionError):
+        run_with_cache(model, ids, hooks={"h.2.mlp.post": lambda x: 1 / 0})
+    assert no_hooks_left(model)
