@@ -354,7 +354,7 @@ def test_model_pieces_wrong_answers(capsys):
         body, seq = model.transformer, ids.shape[1]
         x = body.wte(ids)
         for block in body.h:
-            x = block(x, torch.arange(seq)[None], gt.model.make_mask(None, seq, seq, torch.float32, "cpu"))[0]
+            x = block(x, torch.arange(seq)[None], gt.model.make_mask(None, torch.arange(seq), seq, torch.float32))[0]
         return model.lm_head(x)
 
     rejected(ex.check_forward, no_ln_f, capsys, "ln_f")

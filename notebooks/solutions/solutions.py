@@ -122,7 +122,7 @@ def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor
 def forward(model, ids: torch.Tensor) -> torch.Tensor:
     """wte -> blocks (positions 0.., causal mask) -> ln_f -> lm_head."""
     body, seq = model.transformer, ids.shape[1]
-    mask = gt.model.make_mask(None, seq, seq, torch.float32, ids.device)
+    mask = gt.model.make_mask(None, torch.arange(seq, device=ids.device), seq, torch.float32)
     position_ids = torch.arange(seq, device=ids.device)[None]  # (1, seq)
     x = body.wte(ids)  # (batch, seq, n_embd)
     for block in body.h:

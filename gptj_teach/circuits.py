@@ -1,0 +1,139 @@
+"""Experiments on the activations: which component pushes the right token (direct logit attribution), which heads
+copy patterns (induction scores), what a head is for (ablation), where the information sits (activation patching).
+
+* **Direct logit attribution.** GPT-J's block is parallel, so the last residual is a plain sum:
+  ``r = embed + sum over layers (attn.out + mlp.out)``, and ``attn.out`` is itself a sum over heads of
+  ``z_h @ W_O[:, h]^T`` (``out_proj`` has no bias). ``ln_f`` is ``(r - mean r) / scale * w + b``: linear in ``r``
+  once its ``scale = sqrt(var r + eps)`` is *frozen* at the value of the real run. Then the logit difference
+  ``(ln_f(r)) . (W_U[right] - W_U[wrong]) + bias difference`` splits exactly into one term per component.
+* **Induction heads** (Olsson et al., 2022): on a random sequence repeated twice, a head that attends from each
+  token of the second copy to the token *after* its first occurrence (distance ``n - 1`` back) can predict the
+  next token by copying it; the model's loss on the second copy then falls far below the first.
+* **Ablation**: set a head's output ``z`` to zero and see what breaks.
+* **Activation patching** (Meng et al., 2022; Wang et al., 2022): run a corrupted prompt, paste in one activation
+  from the clean prompt (one layer, one position), and measure how much of the clean answer comes back.
+
+References: Elhage et al. (2021) "A Mathematical Framework for Transformer Circuits"; Olsson et al. (2022)
+"In-context Learning and Induction Heads"; TransformerLens's ``Main_Demo`` and ``Exploratory_Analysis_Demo``.
+"""
+
+import torch
+from torch.nn import functional as F
+
+from .activations import run_with_cache, run_with_hooks
+
+
+def repeated_tokens(n: int, batch: int = 1, low: int = 0, high: int = 50257, seed: int = 0, bos=None):
+    """``batch`` sequences of ``n`` random tokens in [low, high), each repeated twice: (batch, 2n), or
+    (batch, 1 + 2n) with a ``bos`` token in front. Seeded by its own generator (the global one is untouched)."""
+    g = torch.Generator().manual_seed(seed)
+    half = torch.randint(low, high, (batch, n), generator=g)  # (batch, n)
+    ids = torch.cat([half, half], dim=1)  # (batch, 2n)
+    return ids if bos is None else torch.cat([torch.full((batch, 1), bos), ids], dim=1)
+
+
+def token_losses(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The loss of predicting each next token: (batch, seq - 1); entry t scores token t + 1 given tokens 0..t."""
+    logprobs = F.log_softmax(logits[:, :-1].float(), dim=-1)  # (batch, seq - 1, vocab)
+    return -logprobs.gather(-1, ids[:, 1:, None])[..., 0]  # (batch, seq - 1)
+
+
+def induction_score(pattern: torch.Tensor, n: int) -> torch.Tensor:
+    """pattern: (batch, heads, seq, seq) on a sequence whose last ``2n`` tokens are ``n`` tokens repeated twice.
+
+    Returns (heads,): the mean attention from each token of the second copy to the token that *followed* the
+    same token in the first copy, ``n - 1`` positions back. A head that spreads its attention evenly over the
+    tokens it can see scores about 1 / (its position + 1); an induction head scores close to 1.
+    """
+    seq = pattern.shape[-1]
+    queries = torch.arange(seq - n, seq, device=pattern.device)  # the second copy
+    return pattern[:, :, queries, queries - n + 1].mean(dim=(0, 2))  # (batch, heads, n) -> (heads,)
+
+
+def induction_scores(cache: dict, n: int) -> torch.Tensor:
+    """Every head's ``induction_score`` from a cache: (layers, heads)."""
+    patterns = [cache[name] for name in cache if name.endswith(".attn.pattern")]
+    return torch.stack([induction_score(p, n) for p in patterns])
+
+
+def zero_ablate(z: torch.Tensor, head: int) -> torch.Tensor:
+    """z: (batch, seq, heads, head_dim), a layer's per-head outputs. Returns a copy with ``head``'s output zeroed:
+    the head's contribution to the residual stream (``z_h @ W_O_h^T``) is then zero."""
+    z = z.clone()
+    z[:, :, head] = 0.0
+    return z
+
+
+def head_outputs(model, cache: dict, layer: int) -> torch.Tensor:
+    """What each head of ``layer`` writes into the residual stream: (batch, seq, heads, n_embd); their sum over
+    heads is ``h.{layer}.attn.out``."""
+    z = cache[f"h.{layer}.attn.z"]  # (batch, seq, heads, head_dim)
+    w_o = model.transformer.h[layer].attn.out_proj.weight  # (n_embd, heads * head_dim)
+    w_o = w_o.unflatten(1, z.shape[-2:])  # (n_embd, heads, head_dim)
+    return torch.einsum("bshd,ehd->bshe", z, w_o)  # (batch, seq, heads, n_embd)
+
+
+def residual_terms(model, cache: dict, pos: int = -1):
+    """The final residual at ``pos`` as a sum: (labels, terms (n_terms, batch, n_embd)) with the embedding,
+    each head of each layer (``L1H2``: layer 1, head 2) and each MLP, in that order; the terms sum to
+    ``h.{last}.resid_post[:, pos]``."""
+    labels, terms = ["embed"], [cache["embed"][:, pos]]
+    for layer in range(model.config.n_layer):
+        heads = head_outputs(model, cache, layer)[:, pos]  # (batch, heads, n_embd)
+        labels += [f"L{layer}H{h}" for h in range(heads.shape[1])] + [f"L{layer} MLP"]
+        terms += list(heads.unbind(1)) + [cache[f"h.{layer}.mlp.out"][:, pos]]
+    return labels, torch.stack(terms)  # (n_terms, batch, n_embd)
+
+
+def dla_term(term: torch.Tensor, scale: torch.Tensor, ln_weight: torch.Tensor, direction: torch.Tensor):
+    """One component's share of a logit difference through ``ln_f`` with its scale frozen.
+
+    term: (..., n_embd); scale: (..., 1), ``sqrt(var(r) + eps)`` of the real final residual r; ln_weight,
+    direction: (n_embd,). Returns (...): ``((term - mean(term)) / scale * ln_weight) . direction``.
+    """
+    centred = term - term.mean(dim=-1, keepdim=True)  # ln_f subtracts the mean of the whole sum, term by term
+    return (centred / scale * ln_weight) @ direction  # (...,)
+
+
+@torch.no_grad()
+def direct_logit_attribution(model, cache: dict, right: int, wrong: int, pos: int = -1):
+    """How much each component adds to ``logit[right] - logit[wrong]`` at ``pos``, ln_f's scale frozen.
+
+    Returns (labels, values (n_terms + 1, batch)): ``residual_terms``' components, then ``"biases"`` (ln_f's
+    bias and lm_head's, the same for every input). The values sum to the logit difference.
+    """
+    labels, terms = residual_terms(model, cache, pos)  # (n_terms, batch, n_embd)
+    resid = cache[f"h.{model.config.n_layer - 1}.resid_post"][:, pos].float()  # (batch, n_embd); fp32 throughout:
+    ln_f, head = model.transformer.ln_f, model.lm_head  # an fp16 variance of the 6B's residual could overflow
+    scale = (resid.var(dim=-1, unbiased=False, keepdim=True) + ln_f.eps).sqrt()  # (batch, 1): frozen
+    direction = (head.weight[right] - head.weight[wrong]).float()  # (n_embd,)
+    values = dla_term(terms.float(), scale, ln_f.weight.float(), direction)  # (n_terms, batch)
+    biases = ln_f.bias.float() @ direction + (head.bias[right] - head.bias[wrong]).float()
+    return labels + ["biases"], torch.cat([values, biases.expand(1, values.shape[1])])
+
+
+def logit_difference(logits: torch.Tensor, right: int, wrong: int, pos: int = -1) -> torch.Tensor:
+    """``logit[right] - logit[wrong]`` at ``pos``, averaged over the batch: a scalar."""
+    return (logits[:, pos, right] - logits[:, pos, wrong]).mean()
+
+
+@torch.no_grad()
+def patch_residual(model, clean_ids, corrupt_ids, metric, names=None) -> torch.Tensor:
+    """Activation patching: for every name and position, run ``corrupt_ids`` with that one activation taken from
+    the clean run, and score the logits with ``metric``. Returns (len(names), seq): 0 where the patch changes
+    nothing, 1 where it brings back the clean score entirely. ``names`` defaults to every layer's
+    ``resid_pre`` and the last layer's ``resid_post``."""
+    n_layer = model.config.n_layer
+    names = names or [f"h.{i}.resid_pre" for i in range(n_layer)] + [f"h.{n_layer - 1}.resid_post"]
+    clean_logits, clean = run_with_cache(model, clean_ids, names)
+    clean_score, corrupt_score = metric(clean_logits), metric(run_with_hooks(model, corrupt_ids, {}))
+    recovered = torch.zeros(len(names), clean_ids.shape[1])  # (names, seq)
+    for row, name in enumerate(names):
+        for pos in range(clean_ids.shape[1]):
+            def paste(x, name=name, pos=pos):
+                x = x.clone()
+                x[:, pos] = clean[name][:, pos]  # the clean activation, at this one position
+                return x
+            score = metric(run_with_hooks(model, corrupt_ids, {name: paste}))
+            recovered[row, pos] = (score - corrupt_score) / (clean_score - corrupt_score)
+    return recovered
