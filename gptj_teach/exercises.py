@@ -857,7 +857,7 @@ def check_kv_cache_bytes_per_token(answer) -> bool:
 def _random_patterns(batch: int, heads: int, seq: int, seed: int) -> torch.Tensor:
     """Causal attention patterns with random rows: (batch, heads, seq, seq), each row sums to 1."""
     scores = torch.randn(batch, heads, seq, seq, generator=torch.Generator().manual_seed(seed)) * 2
-    return (scores + make_mask(None, seq, seq, torch.float32, "cpu")).softmax(-1)
+    return (scores + make_mask(None, torch.arange(seq), seq, torch.float32)).softmax(-1)
 
 
 def check_induction_score(fn) -> bool:
