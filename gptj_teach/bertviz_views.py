@@ -99,8 +99,8 @@ NO_INTERNET = ('<div style="background:#fff3cd;color:#664d03;border:1px solid #f
                'Set <code>OFFLINE = True</code> in the notebook (it passes <code>offline=True</code>) and run '
                'this cell again.</div>')
 WAIT = """<script type="text/javascript">
-const NO_INTERNET = %(warning)s;
 (function draw(tries) {
+  const NO_INTERNET = %(warning)s;  // inside the function: a page shows several views, each with this script
   if (typeof requirejs === "undefined") {
     if (tries < 100) { return setTimeout(draw, 100, tries + 1); }
     const vis = document.querySelector("#%(root)s #vis");
