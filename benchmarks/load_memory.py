@@ -76,9 +76,11 @@ print(json.dumps({"from_pretrained_s": loaded, "load_and_first_forward_s": time.
 
 
 def drop_page_cache(directory: Path) -> None:
-    """Ask the kernel to forget the cached pages of every file here, so that the next read comes from disk."""
+    """Ask the kernel to forget the cached pages of every file here, so that the next read comes from disk
+    (written back first: the kernel keeps dirty pages, so a file written a moment ago would stay cached)."""
     for path in directory.iterdir():
         with open(path, "rb") as f:
+            os.fsync(f.fileno())
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
