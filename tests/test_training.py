@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from conftest import make_config
 from torch import nn
 
@@ -208,3 +209,35 @@ def test_merged_lora_adapter_loads_into_transformers_with_the_same_logits(tmp_pa
         assert (theirs(ids).logits - expected).abs().max() <= 1e-5
         assert (merged(ids).logits - expected).abs().max() <= 1e-5
         assert (adapted - expected).abs().max() <= 1e-5
+
+
+def test_notebook_checks_accept_right_answers_and_hint_at_wrong_ones(capsys):
+    ex = gt.exercises
+
+    def says(check, answer, start, *words):
+        assert check(answer) is (start == "✅")
+        out = capsys.readouterr().out
+        assert out.startswith(start), out
+        assert all(w in out for w in words), out
+
+    def shifted(logits, ids):
+        return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+
+    def unshifted(logits, ids):
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids.reshape(-1))
+
+    says(ex.check_next_token_loss, shifted, "✅")
+    says(ex.check_next_token_loss, unshifted, "❌", "t + 1")
+    says(ex.check_next_token_loss, lambda logits, ids: None, "❌", "returned None")
+    says(ex.check_initial_loss, math.log(len(gt.load_tokenizer())), "✅")
+    says(ex.check_initial_loss, math.log2(50400), "❌", "bits")
+    says(ex.check_learning_rate, training.learning_rate, "✅")
+    says(ex.check_learning_rate, lambda p, peak, w, f: peak * 0.5 * (1 + math.cos(math.pi * p)), "❌", "warm-up")
+    tiny = transformers.GPTJConfig.from_pretrained(gt.checkpoint.TINY)
+    d, layers = tiny.n_embd, tiny.n_layer  # A (8 x d) + B (d x 8) on q and v in every layer, + the d x 2 head
+    says(ex.check_lora_parameter_count, layers * 2 * 2 * 8 * d + 2 * d, "✅")
+    says(ex.check_lora_parameter_count, layers * 2 * 2 * 8 * d, "❌", "score head")
+    says(ex.check_lora_merge, lambda w, a, b, alpha, r: w + alpha / r * (b @ a), "✅")
+    says(ex.check_lora_merge, lambda w, a, b, alpha, r: w + b @ a, "❌", "alpha / r")
+    says(ex.check_nf4_weights_gb, gt.memory.parameter_count() / 2 / 1e9, "✅")
+    says(ex.check_nf4_weights_gb, gt.memory.parameter_count() / 1e9, "❌", "half a byte")
