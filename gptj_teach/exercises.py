@@ -943,3 +943,136 @@ def check_zero_ablate(fn) -> bool:
     hint = _first_failure(fn, cases, zero_ablate, _same_tensor, diagnose)
     return _verdict(hint is None, "Used as a hook on h.<layer>.attn.z, this removes one head from the forward pass.",
                     hint)
+
+
+def _reference_next_token_loss(logits, ids):
+    """transformers' rule: the logits at position t are scored against the token at t + 1."""
+    vocab = logits.shape[-1]
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), ids[:, 1:].reshape(-1))
+
+
+def check_next_token_loss(fn) -> bool:
+    """Notebook 11: fn(logits (batch, seq, vocab), ids (batch, seq)) -> the mean next-token cross-entropy."""
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(2, 6, 11, generator=g), torch.randint(0, 11, (2, 6), generator=g)),
+             (3 * torch.randn(1, 9, 50, generator=g), torch.randint(0, 50, (1, 9), generator=g)),
+             (torch.randn(4, 2, 7, generator=g), torch.randint(0, 7, (4, 2), generator=g))]
+
+    def diagnose(got, expected, args):
+        logits, ids = args
+        vocab = logits.shape[-1]
+        if not isinstance(got, torch.Tensor) or got.numel() != 1:
+            return "return the loss as a single number (a 0-dim tensor): the mean over every predicted position"
+        unshifted = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), ids.reshape(-1))
+        backwards = torch.nn.functional.cross_entropy(logits[:, 1:].reshape(-1, vocab), ids[:, :-1].reshape(-1))
+        if torch.allclose(got, unshifted):
+            return "you scored position t against token t: the model at t predicts token t + 1 (shift by one)"
+        if torch.allclose(got, backwards):
+            return "shifted the wrong way: drop the LAST position of the logits and the FIRST token of ids"
+        if torch.allclose(got, expected * ids[:, 1:].numel()):
+            return "that is the sum over positions: take the mean"
+        return "cross-entropy of logits[:, :-1] against ids[:, 1:], flattened to (positions, vocab) and (positions,)"
+
+    hint = _first_failure(fn, cases, _reference_next_token_loss,
+                          lambda got, exp: isinstance(got, torch.Tensor) and got.numel() == 1
+                          and torch.allclose(got.detach().float().reshape(()), exp, atol=1e-5), diagnose)
+    return _verdict(hint is None, "Every position of every window is a training example: seq predictions per window.",
+                    hint)
+
+
+def check_initial_loss(answer) -> bool:
+    """Notebook 11: the loss (nats/token) of a model that gives all 50400 tokens the same probability."""
+    vocab = tokenizer.load_tokenizer().__len__()
+    right = math.log(vocab)
+    mistakes = [(math.log2(vocab), "that is in bits (log base 2): the loss uses the natural log (nats)"),
+                (math.log10(vocab), "that is log base 10: the loss uses the natural log"),
+                (1 / vocab, "that is the probability of each token: the loss is minus its log")]
+    return _check_number(answer, right, "nats", mistakes, "too high: -log(1 / vocab_size)",
+                         "too low: the loss is -log of the probability given to the right token, 1 / vocab_size",
+                         "An untrained model is as unsure as it can be: the loss starts at ln(vocab) and falls.")
+
+
+def check_learning_rate(fn) -> bool:
+    """Notebook 11: fn(progress, peak, warmup, floor) -> linear warm-up, then cosine from peak to floor x peak."""
+    from .training import learning_rate
+
+    cases = [(p, 1e-3, w, f) for p in (0.0, 0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 1.0) for w, f in ((0.1, 0.1), (0.0, 0.0))]
+
+    def diagnose(got, expected, args):
+        progress, peak, warmup, floor = args
+        if not isinstance(got, numbers.Real):
+            return f"return a number (the learning rate), not a {type(got).__name__}"
+        if progress < warmup:
+            return f"during the warm-up (progress {progress} < warmup {warmup}) the rate rises in a straight line from 0"
+        if progress >= 1 and math.isclose(got, 0.0, abs_tol=1e-12) and floor > 0:
+            return "at the end the rate is floor x peak, not 0: the cosine goes from peak down to the floor"
+        return (f"at progress {progress} (warmup {warmup}, floor {floor}) the rate should be {expected:.3g}: the cosine "
+                "runs over what is left after the warm-up, (progress - warmup) / (1 - warmup)")
+
+    hint = _first_failure(fn, cases, learning_rate, lambda g, e: isinstance(g, numbers.Real)
+                          and math.isclose(float(g), e, rel_tol=1e-6, abs_tol=1e-12), diagnose)
+    return _verdict(hint is None, "Warm-up protects Adam's first noisy steps; the cosine lets the weights settle.", hint)
+
+
+def _lora_trainable(r: int) -> int:
+    """Trainable parameters when peft puts rank-r LoRA on q_proj and v_proj of the tiny model's classifier (2 labels)
+    and trains its score head whole: counted by peft itself, on the meta device (nothing allocated)."""
+    import peft
+
+    from .checkpoint import TINY
+    from .model import GPTJForSequenceClassification
+
+    config = GPTJConfig.from_pretrained(TINY, num_labels=2)
+    with torch.device("meta"):
+        model = GPTJForSequenceClassification(config)
+    lora = peft.LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"], modules_to_save=["score"])
+    return peft.get_peft_model(model, lora).get_nb_trainable_parameters()[0]
+
+
+def check_lora_parameter_count(answer) -> bool:
+    """Notebook 12: trainable parameters of rank-8 LoRA on q_proj, v_proj of the tiny classifier, score head included.
+    A count is exact: no tolerance."""
+    from .checkpoint import TINY
+
+    config = GPTJConfig.from_pretrained(TINY)
+    right, d, r = _lora_trainable(8), config.n_embd, 8
+    mistakes = {right - 2 * d: "close: the score head (n_embd x 2 labels) is trained too",
+                (right - 2 * d) // 2 + 2 * d: "count both q_proj and v_proj",
+                right - config.n_layer * 2 * r * d: "each adapter has two matrices: A (r x n_embd) and B (n_embd x r)",
+                (right - 2 * d) // config.n_layer + 2 * d: "that is one layer: LoRA sits in every layer"}
+    value, hint = _as_number(answer, "parameters")
+    if hint is None and value != right:
+        hint = mistakes.get(value, "per layer: 2 adapters (q_proj, v_proj), each A (r x n_embd) + B (n_embd x r); "
+                                   "plus the score head (n_embd x 2)")
+    return _verdict(hint is None, "A few ten-thousand numbers steer a model of millions: that is why LoRA fits a T4.",
+                    hint)
+
+
+def check_lora_merge(fn) -> bool:
+    """Notebook 12: fn(weight (out, in), A (r, in), B (out, r), alpha, r) -> the merged weight W + alpha / r * B @ A."""
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(6, 4, generator=g), torch.randn(2, 4, generator=g), torch.randn(6, 2, generator=g), 4, 2),
+             (torch.randn(5, 5, generator=g), torch.randn(3, 5, generator=g), torch.randn(5, 3, generator=g), 3, 3)]
+
+    def diagnose(got, expected, args):
+        weight, a, b, alpha, r = args
+        if hint := _shape_hint(got, expected):
+            return hint + " (B @ A is (out, r) @ (r, in) = (out, in), the weight's shape)"
+        if torch.allclose(got, weight + b @ a):
+            return "scale the update by alpha / r"
+        return "the merged weight is W + (alpha / r) * (B @ A)"
+
+    hint = _first_failure(fn, cases, lambda w, a, b, alpha, r: w + alpha / r * (b @ a),
+                          lambda got, exp: _same_tensor(got, exp, 1e-5), diagnose)
+    return _verdict(hint is None, "After the merge the adapter costs nothing at inference: one matrix, as before.", hint)
+
+
+def check_nf4_weights_gb(answer) -> bool:
+    """Notebook 12: GB (1e9 bytes) of GPT-J 6B's weights stored in 4 bits (half a byte) per parameter."""
+    right = memory.parameter_count(GPTJConfig()) / 2 / memory.GB
+    mistakes = [(right * 2, "that is 8 bits (1 byte) per parameter: 4 bits is half a byte"),
+                (right * 4, "that is fp16: 4 bits is a quarter of fp16's 16"),
+                (right * 8, "that is bits: give GB (divide by 8 bits per byte, then by 1e9)")]
+    return _check_number(answer, right, "GB", mistakes, "too high: parameters x 0.5 bytes / 1e9",
+                         "too low: parameters x 0.5 bytes / 1e9", "3 GB of weights: the 6B and its LoRA training "
+                         "fit a 16 GB T4 with room for activations.")
