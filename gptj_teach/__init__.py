@@ -8,7 +8,8 @@
 Modules, in the order a student meets them: tokenizer, rotary, attention, cache, block, model, checkpoint,
 sampling, generation (fast), viz, bertviz_views, widgets, memory, exercises; then looking inside: activations
 (every activation by name; hooks that change them), circuits (logit attribution, induction heads, ablation,
-activation patching), explorer (a widget over the cache), induction (watch an induction head form).
+activation patching), explorer (a widget over the cache), induction (watch an induction head form); then
+training: corpus, training, fused_loss; and student (the student edition of the notebooks).
 """
 
 import importlib
@@ -29,6 +30,7 @@ def __getattr__(name):
     """Import the notebook-side modules (viz, widgets, ...) on first use, so the core needs no plotting stack."""
     if name in {"viz", "widgets", "memory", "exercises", "sampling", "rotary", "attention", "block", "tokenizer",
                 "parity", "checks", "model", "checkpoint", "reference", "outputs", "errors", "bertviz_views",
-                "cli", "fast", "cache", "generation", "sizes", "activations", "circuits", "explorer", "induction"}:
+                "cli", "fast", "cache", "generation", "sizes", "activations", "circuits", "explorer", "induction",
+                "corpus", "training", "fused_loss", "student"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'gptj_teach' has no attribute {name!r}")
