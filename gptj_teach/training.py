@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .corpus import consecutive_windows, random_windows
 from .fused_loss import LinearCrossEntropy
-from .sampling import generate
+from .generation import generate
 
 
 @dataclass
