@@ -1003,15 +1003,16 @@ def check_learning_rate(fn) -> bool:
         if not isinstance(got, numbers.Real):
             return f"return a number (the learning rate), not a {type(got).__name__}"
         if progress < warmup:
-            return f"during the warm-up (progress {progress} < warmup {warmup}) the rate rises in a straight line from 0"
+            return f"during the warm-up (progress {progress} < warmup {warmup}) the rate rises in a line from 0"
         if progress >= 1 and math.isclose(got, 0.0, abs_tol=1e-12) and floor > 0:
             return "at the end the rate is floor x peak, not 0: the cosine goes from peak down to the floor"
-        return (f"at progress {progress} (warmup {warmup}, floor {floor}) the rate should be {expected:.3g}: the cosine "
+        return (f"at progress {progress} (warmup {warmup}, floor {floor}) the rate should be {expected:.3g}: cosine "
                 "runs over what is left after the warm-up, (progress - warmup) / (1 - warmup)")
 
     hint = _first_failure(fn, cases, learning_rate, lambda g, e: isinstance(g, numbers.Real)
                           and math.isclose(float(g), e, rel_tol=1e-6, abs_tol=1e-12), diagnose)
-    return _verdict(hint is None, "Warm-up protects Adam's first noisy steps; the cosine lets the weights settle.", hint)
+    return _verdict(hint is None, "Warm-up protects Adam's first noisy steps; the cosine lets the weights settle.",
+                    hint)
 
 
 def _lora_trainable(r: int) -> int:
@@ -1064,7 +1065,8 @@ def check_lora_merge(fn) -> bool:
 
     hint = _first_failure(fn, cases, lambda w, a, b, alpha, r: w + alpha / r * (b @ a),
                           lambda got, exp: _same_tensor(got, exp, 1e-5), diagnose)
-    return _verdict(hint is None, "After the merge the adapter costs nothing at inference: one matrix, as before.", hint)
+    return _verdict(hint is None, "After the merge the adapter costs nothing at inference: one matrix, as before.",
+                    hint)
 
 
 def check_nf4_weights_gb(answer) -> bool:
