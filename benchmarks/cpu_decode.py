@@ -64,7 +64,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     ours, tok = gt.load(args.model)
-    theirs = gt.reference.from_pretrained(gt.checkpoint.resolve(args.model), attn_implementation="sdpa")  # as ours
+    # transformers' default attention: sdpa from 5.24 (like our fused path); 5.23 has only eager for GPT-J
+    theirs = gt.reference.from_pretrained(gt.checkpoint.resolve(args.model), attn_implementation=None)
     theirs.generation_config.eos_token_id = None  # both: exactly n tokens
     ids = tok(PROMPT, return_tensors="pt").input_ids
     report = {"model": args.model, "prompt_tokens": ids.shape[1], "new_tokens": args.new_tokens,
