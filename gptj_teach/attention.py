@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .rotary import Rotary
+from .rotary import Rotary, fixed_pos_embedding
 from .sizes import rotary_dim
 
 
@@ -89,8 +89,9 @@ class GPTJAttention(nn.Module):
 
         Returns (output (batch, seq, n_embd), attention weights (batch, heads, seq, keys) or None).
         """
-        q = self.rotary_q(split_heads(self.q_proj(x), self.n_head), position_ids)
-        k = self.rotary_k(split_heads(self.k_proj(x), self.n_head), position_ids)
+        sin, cos = fixed_pos_embedding(position_ids, self.rotary_dim)  # (batch, seq, rotary_dim // 2): q and k's
+        q = self.rotary_q(split_heads(self.q_proj(x), self.n_head), sin, cos)
+        k = self.rotary_k(split_heads(self.k_proj(x), self.n_head), sin, cos)
         v = split_heads(self.v_proj(x), self.n_head)  # (batch, seq, heads, head_dim) all three
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (batch, heads, seq, head_dim)
         if cache is not None:  # store this step's keys and values, get back those of every token so far

@@ -71,6 +71,10 @@ class DynamicCache(KVCache):
         """How many keys attention sees once ``new`` more tokens are stored."""
         return self.length + new
 
+    def advance(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Make room for one more token per row: the mask (batch, keys) gains a column for it."""
+        return torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=1)
+
 
 class StaticCache(KVCache):
     """A cache allocated once, (batch, heads, max_len, head_dim) per layer, written in place at ``slots``.
@@ -108,3 +112,9 @@ class StaticCache(KVCache):
     def key_length(self, new: int) -> int:
         """Attention always sees all ``max_len`` slots; the mask hides those not written yet."""
         return self.max_len
+
+    def advance(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Make room for one more token: it goes to the slot after the last one written. The mask (batch,
+        max_len) already covers every slot, so it comes back unchanged."""
+        self.seek(self.slots[-1:] + 1)
+        return attention_mask

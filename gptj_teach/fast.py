@@ -55,10 +55,12 @@ class CompiledStep:
         if self.failed is None:
             try:
                 return self.compiled(*args)
-            except Exception as error:  # a missing compiler toolchain, an unsupported GPU, ...
+            except Exception as error:  # a missing compiler toolchain, an unsupported GPU, ... or a bug
+                result = self.step(*args)  # a bug in the step itself raises here, with its own message
                 self.failed = f"{type(error).__name__}: {error}"
                 warnings.warn(f"torch.compile failed ({self.failed}): generate(fast=True) runs uncompiled "
                               "(same tokens, slower)", stacklevel=2)
+                return result
         return self.step(*args)
 
 

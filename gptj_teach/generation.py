@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .cache import DynamicCache, StaticCache
+from .cache import DynamicCache
 from .checks import (check_attention_mask, check_flag, check_input_ids, check_number, check_text, check_tokenizer,
                      check_whole)
 from .errors import InputError, InputTypeError
@@ -61,11 +61,7 @@ def decode_steps(model, input_ids, max_new_tokens, do_sample=True, temperature=1
         if t == max_new_tokens - 1 or (eos_token_id is not None and t % check_every == check_every - 1
                                        and finished.all()):
             return
-        positions = positions[:, -1:] + 1  # (batch, 1)
-        if isinstance(cache, StaticCache):  # the next slot; the mask already covers every slot
-            cache.seek(torch.full((1,), prompt + t, device=input_ids.device))
-        else:  # one more real token to attend to
-            mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)  # (batch, prompt + t + 1)
+        positions, mask = positions[:, -1:] + 1, cache.advance(mask)  # (batch, 1), the mask with a slot for it
         logits = step(model, token, mask, positions, cache)
 
 

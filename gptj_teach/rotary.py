@@ -64,6 +64,11 @@ def apply_rotary(x: torch.Tensor, position_ids: torch.Tensor, rotary_dim: int) -
     x: (batch, seq, heads, head_dim); position_ids: (batch, seq). Returns (batch, seq, heads, head_dim).
     """
     sin, cos = fixed_pos_embedding(position_ids, rotary_dim)  # (batch, seq, rotary_dim // 2) each, fp32
+    return rotate_first_dims(x, sin, cos, rotary_dim)
+
+
+def rotate_first_dims(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor, rotary_dim: int) -> torch.Tensor:
+    """``apply_rotary`` with the sinusoid table already computed: sin, cos (batch, seq, rotary_dim // 2), fp32."""
     x_rot, x_pass = x[..., :rotary_dim], x[..., rotary_dim:]  # (.., rotary_dim), (.., head_dim - rotary_dim)
     x_rot = apply_rotary_pos_emb(x_rot, sin.to(x.dtype), cos.to(x.dtype))
     return torch.cat([x_rot, x_pass], dim=-1)  # (batch, seq, heads, head_dim)
@@ -71,15 +76,16 @@ def apply_rotary(x: torch.Tensor, position_ids: torch.Tensor, rotary_dim: int) -
 
 class Rotary(nn.Module):
     """``apply_rotary`` as a module with no weights. Attention holds one for q and one for k, so that a forward
-    hook (``inspect.py``) can read or change the rotated queries and keys by name."""
+    hook (``activations.py``) can read or change the rotated queries and keys by name. Attention computes the
+    sinusoid table once for both (``fixed_pos_embedding``) and hands it in."""
 
     def __init__(self, rotary_dim: int):
         super().__init__()
         self.rotary_dim = rotary_dim
 
-    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        """x: (batch, seq, heads, head_dim); position_ids: (batch, seq). Returns the same shape as x."""
-        return apply_rotary(x, position_ids, self.rotary_dim)
+    def forward(self, x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+        """x: (batch, seq, heads, head_dim); sin, cos: (batch, seq, rotary_dim // 2). Returns x's shape."""
+        return rotate_first_dims(x, sin, cos, self.rotary_dim)
 
     def extra_repr(self) -> str:
         return f"rotary_dim={self.rotary_dim}"

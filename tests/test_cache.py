@@ -42,6 +42,17 @@ def test_the_cache_grows_in_place_across_calls(model):
     assert cache.length == 7 and cache.slots_for(2, "cpu").tolist() == [7, 8]
 
 
+def test_advance_makes_room_for_one_more_token(model):
+    dynamic = gt.cache.DynamicCache()
+    assert dynamic.advance(torch.ones(2, 3, dtype=torch.long)).tolist() == [[1, 1, 1, 1]] * 2  # one more column
+    static = gt.fast.static_cache(model, 2, 10)
+    static.seek(torch.arange(4))  # a 4-token prompt
+    mask = torch.ones(2, 10, dtype=torch.long)
+    assert static.advance(mask) is mask and static.slots.tolist() == [4]  # the mask covers every slot already
+    static.advance(mask)
+    assert static.slots.tolist() == [5]
+
+
 @torch.no_grad()
 def test_logits_to_keep_computes_only_the_last_rows(model):
     ids = torch.randint(1, 97, (2, 9))

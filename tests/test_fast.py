@@ -75,6 +75,18 @@ def test_a_failed_compile_warns_once_and_gives_the_same_tokens(model, monkeypatc
     model._compiled_step = None
 
 
+def test_a_bug_in_the_step_raises_its_own_error_not_a_compile_warning(model, monkeypatch):
+    def step(*args):
+        raise ValueError("a bug in the step")
+
+    calls = fast.CompiledStep(step, torch.device("cpu"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "torch.compile failed" warning before the real error
+        with pytest.raises(ValueError, match="a bug in the step"):
+            calls(1)
+    assert calls.failed is None
+
+
 def test_fast_stops_at_eos_like_the_eager_loop(model):
     """The fast loop reads `finished` every 16 steps; generate trims what came after."""
     ids = torch.tensor([[5, 9, 11], [7, 7, 7]])

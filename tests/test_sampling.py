@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gptj_teach as gt
-from gptj_teach.sampling import logits_to_probs, temperature_scale, top_k_filter, top_p_filter
+from gptj_teach.sampling import logits_to_probs, temperature_scale, top_k_filter, top_p_among_best, top_p_filter
 
 logit_rows = st.builds(lambda seed, n, scale: torch.randn(n, generator=torch.Generator().manual_seed(seed)) * scale,
                        st.integers(0, 2**31 - 1), st.integers(1, 300), st.floats(0.1, 20))
@@ -69,6 +69,34 @@ def test_pipeline_equals_transformers_warpers(logits, temperature, k, p):
     scores = TopKLogitsWarper(k)(None, scores) if k else scores
     scores = TopPLogitsWarper(p)(None, scores) if p < 1 else scores
     assert torch.equal(logits_to_probs(logits[None], temperature, k, p), scores.softmax(-1))
+
+
+@pytest.mark.parametrize("p", [0.3, 0.9, 0.95])
+def test_top_p_from_the_best_candidates_equals_transformers_on_a_full_vocabulary(p):
+    """Rows of 50400 logits, flat and peaked: where the candidates settle top-p (most rows), the answer is the
+    full sort's of transformers' TopPLogitsWarper; where they do not, top_p_filter sorts, so it is equal too."""
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    settled = 0
+    for seed in range(40):
+        g = torch.Generator().manual_seed(seed)
+        logits = torch.randn(2, 50400, generator=g) * (2 + seed % 5)
+        logits[:, : 10 * (seed % 4)] += 6  # a few favourites on some rows
+        assert torch.equal(top_p_filter(logits, p), TopPLogitsWarper(p)(None, logits)), f"seed {seed}"
+        settled += top_p_among_best(logits, p) is not None
+    assert settled >= 5  # the candidate path was exercised (the flat rows need the sort at p >= 0.9)
+
+
+def test_top_p_leaves_a_tie_at_the_edge_to_the_sort():
+    """Four equal favourites and p = 0.6: the nucleus edge falls between two of them; which one stays is the
+    sort's choice, so the candidates give no answer and the sort's is transformers'."""
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    logits = torch.full((1, 50400), -30.0)
+    logits[0, [7, 700, 7000, 40000]] = 5.0
+    assert top_p_among_best(logits, 0.6) is None
+    assert torch.equal(top_p_filter(logits, 0.6), TopPLogitsWarper(0.6)(None, logits))
+    assert torch.isfinite(top_p_filter(logits, 0.6)).sum() == 3
 
 
 SETTINGS = [dict(do_sample=False)] + [

@@ -38,6 +38,19 @@ def test_both_libraries_load_it_to_the_same_logits_and_greedy_tokens():
     assert torch.equal(gt.generate(ours, ids, max_new_tokens=40), expected)
 
 
+def test_seeded_sampling_picks_transformers_tokens_on_the_full_vocabulary():
+    """50400 logits: top-p reads the nucleus off the best candidates (sampling.top_p_among_best) on most steps."""
+    ours, tok = gt.load("tiny")
+    theirs = ref.from_pretrained(TINY, dtype="auto")
+    ids = tok(PROMPT, return_tensors="pt").input_ids
+    for seed, settings in enumerate([dict(temperature=0.8, top_p=0.9), dict(temperature=1.2, top_p=0.5, top_k=40)]):
+        torch.manual_seed(seed)
+        expected = theirs.generate(ids, max_new_tokens=60, do_sample=True, pad_token_id=tok.eos_token_id,
+                                   **{"top_k": 0, **settings})
+        torch.manual_seed(seed)
+        assert torch.equal(gt.generate(ours, ids, max_new_tokens=60, do_sample=True, **settings), expected)
+
+
 def test_auto_tokenizer_loads_it_offline():
     tok = transformers.AutoTokenizer.from_pretrained(TINY)
     assert len(tok) == 50400 and tok("Hello world").input_ids == [15496, 995]
