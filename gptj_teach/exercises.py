@@ -517,7 +517,7 @@ def _reference_last_token_index(input_ids, pad_token_id):
 
 
 def check_last_token_index(fn) -> bool:
-    """Notebook 05: fn(input_ids (batch, seq), pad_token_id) -> (batch,) index of each row's last non-pad token."""
+    """Notebook 05b: fn(input_ids (batch, seq), pad_token_id) -> (batch,) index of each row's last non-pad token."""
     eos = 50256
     cases = [(torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 8, 9]]), 0),
              (torch.tensor([[11, 12, 13, 14, 15, 16]]), eos),
@@ -587,7 +587,7 @@ def check_forward(fn) -> bool:
 
 
 def check_lm_loss(fn) -> bool:
-    """Notebook 05: fn(logits (batch, seq, vocab), ids (batch, seq)) -> the mean next-token cross-entropy."""
+    """Notebook 05b: fn(logits (batch, seq, vocab), ids (batch, seq)) -> the mean next-token cross-entropy."""
     g = torch.Generator().manual_seed(0)
     cases = [(torch.randn(1, 7, 11, generator=g), torch.randint(0, 11, (1, 7), generator=g)),
              (3 * torch.randn(2, 5, 13, generator=g), torch.randint(0, 13, (2, 5), generator=g))]

@@ -112,13 +112,7 @@ def mlp(h: torch.Tensor, m) -> torch.Tensor:
     return m.fc_out(gt.block.gelu_new(m.fc_in(h)))
 
 
-# 05_model_heads_and_checkpoint -------------------------------------------------------------------------------
-def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
-    """The rightmost non-pad position of each row: the largest index among the real tokens."""
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
-    return (positions * (input_ids != pad_token_id)).argmax(dim=-1)  # (batch,)
-
-
+# 05_model_and_checkpoint -------------------------------------------------------------------------------------
 def forward(model, ids: torch.Tensor) -> torch.Tensor:
     """wte -> blocks (positions 0.., causal mask) -> ln_f -> lm_head."""
     body, seq = model.transformer, ids.shape[1]
@@ -128,6 +122,13 @@ def forward(model, ids: torch.Tensor) -> torch.Tensor:
     for block in body.h:
         x = block(x, position_ids, mask)[0]
     return model.lm_head(body.ln_f(x))  # (batch, seq, vocab)
+
+
+# 05b_heads_and_logit_lens ------------------------------------------------------------------------------------
+def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """The rightmost non-pad position of each row: the largest index among the real tokens."""
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
+    return (positions * (input_ids != pad_token_id)).argmax(dim=-1)  # (batch,)
 
 
 def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
