@@ -113,6 +113,14 @@ def mlp(h: torch.Tensor, m) -> torch.Tensor:
 
 
 # 05_model_and_checkpoint -------------------------------------------------------------------------------------
+def parameter_count(config) -> int:
+    """wte, then per block ln_1, q/k/v/out (no biases), fc_in and fc_out (with biases); ln_f; lm_head with its bias."""
+    d, vocab, inner = config.n_embd, config.vocab_size, config.n_inner or 4 * config.n_embd
+    layer_norm = 2 * d  # a weight and a bias
+    block = layer_norm + 4 * d * d + (d * inner + inner) + (inner * d + d)  # ln_1, attention, MLP
+    return vocab * d + config.n_layer * block + layer_norm + (d * vocab + vocab)  # wte, blocks, ln_f, lm_head
+
+
 def forward(model, ids: torch.Tensor) -> torch.Tensor:
     """wte -> blocks (positions 0.., causal mask) -> ln_f -> lm_head."""
     body, seq = model.transformer, ids.shape[1]
@@ -122,6 +130,14 @@ def forward(model, ids: torch.Tensor) -> torch.Tensor:
     for block in body.h:
         x = block(x, position_ids, mask)[0]
     return model.lm_head(body.ln_f(x))  # (batch, seq, vocab)
+
+
+def first_divergent_layer(ours, ref, tol: float) -> int | None:
+    """The index of the first hidden state (0: the embedding) whose largest |ours - ref| is more than tol."""
+    for index, (a, b) in enumerate(zip(ours, ref, strict=True)):
+        if (a - b).abs().max() > tol:
+            return index
+    return None  # every layer agrees
 
 
 # 05b_heads_and_logit_lens ------------------------------------------------------------------------------------
@@ -134,6 +150,11 @@ def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor
 def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of the logits at t against the token at t + 1."""
     return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
+
+
+def logit_lens(model, hidden: torch.Tensor) -> torch.Tensor:
+    """(batch, seq, n_embd) residual stream -> (batch, seq, vocab): the model's read-out, ln_f then lm_head."""
+    return model.lm_head(model.transformer.ln_f(hidden))
 
 
 # 06_sampling -------------------------------------------------------------------------------------------------
