@@ -22,6 +22,7 @@ from . import memory, rotary, sampling, tokenizer
 from .attention import plain_attention
 from .block import GPTJBlock, gelu_new
 from .model import make_mask, positions_from_mask
+from .sizes import inner_dim
 
 PREVIOUS_TOKEN_TEXT = ('def add(a, b):\n    """Return the sum of a and b."""\n    return a + b\n\n\n'
                        'for i in range(10):\n    print(add(i, i * 2))\n')  # the text check_previous_token_head reads
@@ -61,7 +62,7 @@ def _first_failure(fn, cases, reference, same, diagnose) -> str | None:
             return f"not written yet ({error or 'NotImplementedError'}): replace the stub with your code"
         except Exception as error:  # the learner's bug, reported as a hint
             return f"your function raised {type(error).__name__}: {error}"
-        if got is None:
+        if got is None and expected is not None:  # where the right answer is None, `same` judges a None
             return PLACEHOLDER
         try:
             if not same(got, expected):
@@ -517,7 +518,7 @@ def _reference_last_token_index(input_ids, pad_token_id):
 
 
 def check_last_token_index(fn) -> bool:
-    """Notebook 05: fn(input_ids (batch, seq), pad_token_id) -> (batch,) index of each row's last non-pad token."""
+    """Notebook 05b: fn(input_ids (batch, seq), pad_token_id) -> (batch,) index of each row's last non-pad token."""
     eos = 50256
     cases = [(torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 8, 9]]), 0),
              (torch.tensor([[11, 12, 13, 14, 15, 16]]), eos),
@@ -586,8 +587,141 @@ def check_forward(fn) -> bool:
     return _verdict(hint is None, "Embedding, blocks, final LayerNorm, read-out: all of GPT-J's forward pass.", hint)
 
 
+def _parameter_count_configs() -> list[GPTJConfig]:
+    """Two small shapes (one with n_inner set: an MLP narrower than 4 x n_embd), the tiny model and GPT-J 6B."""
+    from .checkpoint import TINY
+
+    small = dict(n_head=4, rotary_dim=4, bos_token_id=0, eos_token_id=0)  # eos inside the small vocabularies
+    return [GPTJConfig(n_embd=32, n_layer=2, vocab_size=97, **small),
+            GPTJConfig(n_embd=48, n_layer=3, n_inner=100, vocab_size=211, **small),
+            GPTJConfig.from_pretrained(TINY), GPTJConfig()]
+
+
+def _counted_parameters(config: GPTJConfig) -> int:
+    """sum(p.numel()) of a GPTJForCausalLM(config) built on the meta device: shapes only, nothing allocated."""
+    from .model import GPTJForCausalLM
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in GPTJForCausalLM(config).parameters())
+
+
+def check_parameter_count(fn) -> bool:
+    """Notebook 05: fn(config) -> the number of parameters of GPTJForCausalLM(config), from the config alone."""
+
+    def diagnose(got, expected, args):
+        config = args[0]
+        if isinstance(got, bool) or not isinstance(got, numbers.Real):
+            return f"return the count as an int, not a {type(got).__name__}"
+        if got == expected:
+            return "return an int: a count is exact (use * and //, not /)"
+        d, vocab, layers, inner = config.n_embd, config.vocab_size, config.n_layer, inner_dim(config)
+        per_layer = 2 * d + 4 * d * d + (d * inner + inner) + (inner * d + d)
+        wide = (4 * d - inner) * (2 * d + 1)  # what a 4 x n_embd MLP has more than an n_inner one
+        mistakes = [(expected - vocab, "lm_head has a bias: vocab_size more numbers"),
+                    (expected - d * vocab - vocab, "GPT-J's output layer lm_head is its own matrix (n_embd x "
+                                                   "vocab_size, with a bias), not tied to wte as in GPT-2"),
+                    (expected - d * vocab, "count both vocab_size x n_embd matrices: the embedding wte AND lm_head's "
+                                           "weight (GPT-J does not tie them, GPT-2 does)"),
+                    (expected + 2 * d * layers, "GPT-J's block is parallel: one LayerNorm (ln_1) per layer, no ln_2"),
+                    (expected + 3 * d * layers, "q_proj, k_proj and v_proj have no biases in GPT-J"),
+                    (expected + 4 * d * layers, "attention has no biases in GPT-J: q_proj, k_proj, v_proj, out_proj"),
+                    (expected - (inner + d) * layers, "fc_in and fc_out have biases (the MLP's only ones)"),
+                    (expected + wide * layers, "the MLP is config.n_inner wide when that is set; 4 x n_embd only "
+                                               "when it is None"),
+                    (expected - 2 * d, "count the final LayerNorm ln_f too"),
+                    (expected - (layers + 1) * d, "a LayerNorm has a weight AND a bias: 2 x n_embd numbers"),
+                    (expected - (layers - 1) * per_layer, "that is one block: the model has n_layer of them")]
+        shape = f"n_embd={d}, n_layer={layers}, vocab_size={vocab}, n_inner={config.n_inner}"
+        return next((hint for wrong, hint in mistakes if got == wrong),
+                    f"for a config with {shape} your count is too {'high' if got > expected else 'low'}: go through "
+                    "the module tree part by part (wte, each block, ln_f, lm_head), weights and biases")
+
+    def same(got, expected):
+        return isinstance(got, numbers.Integral) and not isinstance(got, bool) and got == expected
+
+    hint = _first_failure(fn, [(config,) for config in _parameter_count_configs()], _counted_parameters, same,
+                          diagnose)
+    return _verdict(hint is None, "Six billion numbers from four config fields: the blocks grow with n_embd squared, "
+                                  "the embedding and lm_head only with n_embd.", hint)
+
+
+def _first_past(values: list[float], tol: float, strict: bool = True) -> int | None:
+    """The index of the first value above tol (at or above it when not strict); None when there is none."""
+    return next((i for i, value in enumerate(values) if (value > tol if strict else value >= tol)), None)
+
+
+def _reference_first_divergent_layer(ours, ref, tol):
+    """The first hidden state (entry 0: the embedding) whose largest |ours - ref| is more than tol; None if none."""
+    return _first_past([(a - b).abs().max().item() for a, b in zip(ours, ref, strict=True)], tol)
+
+
+def _divergence_cases() -> list[tuple]:
+    """(ours, ref, tol): five hidden states (2, 3, 8) each, ours = ref with chosen entries moved. The values are
+    multiples of 1/4, so that a move of exactly tol is exact."""
+    g = torch.Generator().manual_seed(0)
+    ref = tuple(torch.randint(-40, 40, (2, 3, 8), generator=g) / 4 for _ in range(5))
+
+    def moved(*changes):  # (entry, amount, everywhere): add amount to the whole entry, or to one number of it
+        ours = [h.clone() for h in ref]
+        for entry, amount, everywhere in changes:
+            target = ours[entry] if everywhere else ours[entry][0, 1, 2:3]
+            target += amount
+        return tuple(ours), ref, 0.25
+
+    return [moved((1, 0.125, True), (2, -0.125, True), (4, 0.125, False)),  # all within tol: None
+            moved(*[(entry, 0.5, True) for entry in range(5)]),  # the embedding already differs: 0
+            moved((1, -0.5, True), (3, 0.5, True)),  # a negative difference
+            moved((2, 4.0, False), (4, 0.5, True)),  # one number of a layer
+            moved((1, 0.5, True), (3, 4.0, True), (4, 0.5, True)),  # the first, not the worst
+            moved((1, 0.25, True), (3, 0.5, True)),  # a difference of exactly tol is within it
+            moved((4, 0.5, True))]  # only the last entry
+
+
+def check_first_divergent_layer(fn) -> bool:
+    """Notebook 05: fn(ours, ref, tol) -> the index of the first hidden state (entry 0: the embedding) whose largest
+    |ours - ref| is more than tol, or None when every one agrees. ours, ref: tuples of tensors, as hidden_states."""
+
+    def diagnose(got, expected, args):
+        ours, ref, tol = args
+        try:
+            got = None if got is None else operator.index(got)  # an int, or a one-number integer tensor
+        except TypeError:
+            return f"return an int (the index of the hidden state) or None, not a {type(got).__name__}"
+        if expected is None:
+            return f"every hidden state here is within tol = {tol} of the reference: return None, not {got}"
+        gaps = [a - b for a, b in zip(ours, ref)]
+        largest = [gap.abs().max().item() for gap in gaps]
+        past = [i for i, value in enumerate(largest) if value > tol]
+        mistakes = [(_first_past([gap.max().item() for gap in gaps], tol), "a difference can be negative: compare the "
+                     "largest ABSOLUTE difference, (a - b).abs().max(), with tol"),
+                    (_first_past([gap.abs().mean().item() for gap in gaps], tol), "one number out of tolerance is "
+                     "enough: compare the LARGEST |difference| of each hidden state with tol, not the mean"),
+                    (_first_past(largest, tol, strict=False), "MORE than tol: a largest difference equal to tol is "
+                     "still within the tolerance"),
+                    (past[-1], "return the FIRST hidden state that differs, not the last"),
+                    (max(range(len(largest)), key=largest.__getitem__), "return the FIRST hidden state past tol, not "
+                     "the one that differs most: what goes wrong first is what to debug"),
+                    (expected - 1, "off by one: return the index into the tuple, where entry 0 is the embedding and "
+                                   "the output of block i is entry i + 1"),
+                    (expected + 1, "off by one: count from 0 (entry 0, the embedding, is the first hidden state)")]
+        return next((hint for wrong, hint in mistakes if got == wrong),
+                    f"your index {got} is not the first entry i with (ours[i] - ref[i]).abs().max() > tol")
+
+    def same(got, expected):
+        if expected is None or got is None or isinstance(got, bool):
+            return got is expected
+        try:
+            return operator.index(got) == expected
+        except TypeError:
+            return False
+
+    hint = _first_failure(fn, _divergence_cases(), _reference_first_divergent_layer, same, diagnose)
+    return _verdict(hint is None, "When two implementations disagree, the first layer past the tolerance is where to "
+                                  "look: everything after it inherits the difference.", hint)
+
+
 def check_lm_loss(fn) -> bool:
-    """Notebook 05: fn(logits (batch, seq, vocab), ids (batch, seq)) -> the mean next-token cross-entropy."""
+    """Notebook 05b: fn(logits (batch, seq, vocab), ids (batch, seq)) -> the mean next-token cross-entropy."""
     g = torch.Generator().manual_seed(0)
     cases = [(torch.randn(1, 7, 11, generator=g), torch.randint(0, 11, (1, 7), generator=g)),
              (3 * torch.randn(2, 5, 13, generator=g), torch.randint(0, 13, (2, 5), generator=g))]
@@ -614,6 +748,53 @@ def check_lm_loss(fn) -> bool:
     hint = _first_failure(fn, cases, reference, lambda g, e: isinstance(g, torch.Tensor) and g.numel() == 1
                           and torch.allclose(g.reshape(()).float(), e, rtol=1e-5), diagnose)
     return _verdict(hint is None, "The loss of every position at once: how a language model is trained.", hint)
+
+
+def _reference_logit_lens(model, hidden):
+    """What the language model does after its last block: the final LayerNorm ln_f, then lm_head (with its bias)."""
+    return model.lm_head(model.transformer.ln_f(hidden))
+
+
+def _last_block_output(model, ids):
+    """The residual stream after the last block, before ln_f (hidden_states[-1] is after ln_f): what ln_f reads."""
+    seen = []
+    handle = model.transformer.ln_f.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        model(ids)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def check_logit_lens(fn) -> bool:
+    """Notebook 05b: fn(model, hidden (batch, seq, n_embd)) -> (batch, seq, vocab), the logits the residual stream
+    ``hidden`` would give if the model stopped there: ln_f, then lm_head. On the last block's output they are the
+    model's own logits."""
+    model, ids_a, ids_b = _small_model()
+
+    def diagnose(got, expected, args):
+        model, hidden = args
+        if hint := _shape_hint(got, expected):
+            return hint + " (one row of vocabulary logits per position)"
+        body, lm_head = model.transformer, model.lm_head
+        normed = body.ln_f(hidden)
+        mistakes = [(lm_head(hidden), "apply the final LayerNorm ln_f first: lm_head was trained on what ln_f gives, "
+                                      "and the raw residual stream has a very different scale"),
+                    (normed @ lm_head.weight.T, "lm_head has a bias: call the module, model.lm_head(...)"),
+                    (normed @ body.wte.weight.T, "GPT-J reads out with its own lm_head, not the embedding matrix wte "
+                                                 "(GPT-2 ties the two)"),
+                    (body.h[-1].ln_1(hidden) @ lm_head.weight.T + lm_head.bias, "use the FINAL LayerNorm, "
+                     "model.transformer.ln_f, not a block's ln_1"),
+                    (expected.softmax(-1), "return the logits, not probabilities (no softmax)")]
+        return next((hint for wrong, hint in mistakes if torch.allclose(got, wrong, atol=1e-4)),
+                    "your logits differ: do what the model does after its last block, and nothing else")
+
+    with torch.no_grad():
+        hidden = model(ids_a, output_hidden_states=True).hidden_states  # the last one is after ln_f: not a case
+        cases = [(model, hidden[0]), (model, hidden[1]), (model, _last_block_output(model, ids_b))]
+        hint = _first_failure(fn, cases, _reference_logit_lens, lambda g, e: _same_tensor(g, e, 1e-4), diagnose)
+    return _verdict(hint is None, "The model's own read-out, applied at any depth: a first look at what each layer "
+                                  "already knows.", hint)
 
 
 def check_top_p(fn) -> bool:

@@ -28,7 +28,9 @@ FUNCTION_CHECKS = {  # check -> the solution function
     ex.check_attention_scores: sol.attention_scores, ex.check_softmax_attention: sol.softmax_attention,
     ex.check_layer_norm: sol.layer_norm, ex.check_mlp: sol.mlp, ex.check_forward: sol.forward,
     ex.check_lm_loss: sol.lm_loss, ex.check_top_k: sol.top_k, ex.check_logits_to_probs: sol.logits_to_probs,
-    ex.check_head_scores: sol.head_scores, ex.check_best_head: sol.best_head}
+    ex.check_head_scores: sol.head_scores, ex.check_best_head: sol.best_head,
+    ex.check_parameter_count: sol.parameter_count, ex.check_first_divergent_layer: sol.first_divergent_layer,
+    ex.check_logit_lens: sol.logit_lens}
 
 
 def verdict(check, answer, capsys):
@@ -364,6 +366,111 @@ def test_model_pieces_wrong_answers(capsys):
     rejected(ex.check_lm_loss, lambda logits, ids: sol.lm_loss(logits, ids).exp(), capsys, "perplexity")
     rejected(ex.check_lm_loss, lambda logits, ids: ce(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none"),
              capsys, "one number")
+
+
+def test_parameter_count_reference_is_transformers_count():
+    """The count the check compares with is that of transformers' own GPT-J (on the meta device)."""
+    for config in ex._parameter_count_configs():
+        with torch.device("meta"):
+            theirs = sum(p.numel() for p in transformers.GPTJForCausalLM(config).parameters())
+        assert ex._counted_parameters(config) == theirs
+
+
+def counted_with(**changes):
+    """A parameter_count with one of the usual slips: each change adds its term to the right count."""
+    def count(config):
+        d, vocab, layers = config.n_embd, config.vocab_size, config.n_layer
+        inner = 4 * d if changes.get("inner_4d") else config.n_inner or 4 * d
+        terms = {"lm_head_bias": vocab, "ln_2": -2 * d * layers, "qkv_bias": -3 * d * layers,
+                 "mlp_bias": (inner + d) * layers, "ln_f": 2 * d, "lm_head": d * vocab + vocab}
+        right = sol.parameter_count(config) if not changes.get("inner_4d") else \
+            sol.parameter_count(transformers.GPTJConfig(**{**config.to_dict(), "n_inner": inner}))
+        return right - sum(terms[name] for name in changes if name in terms)
+    return count
+
+
+def test_parameter_count_wrong_answers(capsys):
+    assert verdict(ex.check_parameter_count, counted_with(), capsys)[0] is True  # the helper itself is right
+    rejected(ex.check_parameter_count, counted_with(lm_head_bias=True), capsys, "lm_head has a bias")
+    rejected(ex.check_parameter_count, counted_with(ln_2=True), capsys, "no ln_2")
+    rejected(ex.check_parameter_count, counted_with(qkv_bias=True), capsys, "no biases")
+    rejected(ex.check_parameter_count, counted_with(lm_head=True), capsys, "not tied")
+    rejected(ex.check_parameter_count, counted_with(mlp_bias=True), capsys, "fc_in and fc_out have biases")
+    rejected(ex.check_parameter_count, counted_with(ln_f=True), capsys, "ln_f")
+    rejected(ex.check_parameter_count, counted_with(inner_4d=True), capsys, "n_inner")
+    rejected(ex.check_parameter_count, lambda config: float(sol.parameter_count(config)), capsys, "an int")
+    rejected(ex.check_parameter_count, lambda config: sol.parameter_count(config) + 1, capsys, "too high")
+
+
+def test_first_divergent_layer_wrong_answers(capsys):
+    def first(values, tol, strict=True):  # the index of the first value past tol, None if none is
+        return next((i for i, v in enumerate(values) if (v > tol if strict else v >= tol)), None)
+
+    def signed(ours, ref, tol):
+        return first([(a - b).max() for a, b in zip(ours, ref)], tol)
+
+    def mean(ours, ref, tol):
+        return first([(a - b).abs().mean() for a, b in zip(ours, ref)], tol)
+
+    def at_or_above(ours, ref, tol):
+        return first([(a - b).abs().max() for a, b in zip(ours, ref)], tol, strict=False)
+
+    def last(ours, ref, tol):
+        past = [i for i, (a, b) in enumerate(zip(ours, ref)) if (a - b).abs().max() > tol]
+        return past[-1] if past else None
+
+    def worst(ours, ref, tol):
+        largest = torch.stack([(a - b).abs().max() for a, b in zip(ours, ref)])
+        return largest.argmax().item() if (largest > tol).any() else None
+
+    def minus_one(ours, ref, tol):
+        index = sol.first_divergent_layer(ours, ref, tol)
+        return None if index is None else index - 1  # the block number: entry 0 is the embedding
+
+    def from_one(ours, ref, tol):
+        index = sol.first_divergent_layer(ours, ref, tol)
+        return None if index is None else index + 1
+
+    rejected(ex.check_first_divergent_layer, signed, capsys, "ABSOLUTE")
+    rejected(ex.check_first_divergent_layer, mean, capsys, "not the mean")
+    rejected(ex.check_first_divergent_layer, at_or_above, capsys, "MORE than tol")
+    rejected(ex.check_first_divergent_layer, last, capsys, "not the last")
+    rejected(ex.check_first_divergent_layer, worst, capsys, "differs most")
+    rejected(ex.check_first_divergent_layer, minus_one, capsys, "entry 0 is the embedding")
+    rejected(ex.check_first_divergent_layer, from_one, capsys, "count from 0")
+    rejected(ex.check_first_divergent_layer, lambda *args: sol.first_divergent_layer(*args) or -1, capsys,
+             "return None")
+    rejected(ex.check_first_divergent_layer, lambda *args: str(sol.first_divergent_layer(*args)), capsys, "an int")
+
+    def as_tensor(ours, ref, tol):  # a one-number integer tensor is an index too
+        index = sol.first_divergent_layer(ours, ref, tol)
+        return None if index is None else torch.tensor(index)
+
+    assert verdict(ex.check_first_divergent_layer, as_tensor, capsys)[0] is True
+
+
+@torch.no_grad()
+def test_logit_lens_reference_gives_the_models_own_logits():
+    """On the last block's output (before ln_f) the read-out the check uses gives the logits of our model and of
+    transformers' model on the same weights."""
+    model, ids, _ = ex._small_model()
+    last = ex._last_block_output(model, ids)
+    assert torch.equal(ex._reference_logit_lens(model, last), model(ids).logits)
+    hf = gt.reference.build(model.config)
+    hf.load_state_dict(model.state_dict())
+    torch.testing.assert_close(ex._reference_logit_lens(model, last), hf(ids).logits, atol=1e-4, rtol=0)
+
+
+def test_logit_lens_wrong_answers(capsys):
+    rejected(ex.check_logit_lens, lambda model, h: model.lm_head(h), capsys, "ln_f first")
+    rejected(ex.check_logit_lens, lambda model, h: model.transformer.ln_f(h) @ model.lm_head.weight.T, capsys,
+             "lm_head has a bias")
+    rejected(ex.check_logit_lens, lambda model, h: model.transformer.ln_f(h) @ model.transformer.wte.weight.T,
+             capsys, "not the embedding matrix")
+    rejected(ex.check_logit_lens, lambda model, h: model.lm_head(model.transformer.h[-1].ln_1(h)), capsys,
+             "FINAL LayerNorm")
+    rejected(ex.check_logit_lens, lambda model, h: sol.logit_lens(model, h).softmax(-1), capsys, "not probabilities")
+    rejected(ex.check_logit_lens, lambda model, h: sol.logit_lens(model, h)[:, -1], capsys, "shape")
 
 
 def test_sampling_pieces_wrong_answers(capsys):

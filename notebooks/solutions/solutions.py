@@ -112,11 +112,13 @@ def mlp(h: torch.Tensor, m) -> torch.Tensor:
     return m.fc_out(gt.block.gelu_new(m.fc_in(h)))
 
 
-# 05_model_heads_and_checkpoint -------------------------------------------------------------------------------
-def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
-    """The rightmost non-pad position of each row: the largest index among the real tokens."""
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
-    return (positions * (input_ids != pad_token_id)).argmax(dim=-1)  # (batch,)
+# 05_model_and_checkpoint -------------------------------------------------------------------------------------
+def parameter_count(config) -> int:
+    """wte, then per block ln_1, q/k/v/out (no biases), fc_in and fc_out (with biases); ln_f; lm_head with its bias."""
+    d, vocab, inner = config.n_embd, config.vocab_size, config.n_inner or 4 * config.n_embd
+    layer_norm = 2 * d  # a weight and a bias
+    block = layer_norm + 4 * d * d + (d * inner + inner) + (inner * d + d)  # ln_1, attention, MLP
+    return vocab * d + config.n_layer * block + layer_norm + (d * vocab + vocab)  # wte, blocks, ln_f, lm_head
 
 
 def forward(model, ids: torch.Tensor) -> torch.Tensor:
@@ -130,9 +132,29 @@ def forward(model, ids: torch.Tensor) -> torch.Tensor:
     return model.lm_head(body.ln_f(x))  # (batch, seq, vocab)
 
 
+def first_divergent_layer(ours, ref, tol: float) -> int | None:
+    """The index of the first hidden state (0: the embedding) whose largest |ours - ref| is more than tol."""
+    for index, (a, b) in enumerate(zip(ours, ref, strict=True)):
+        if (a - b).abs().max() > tol:
+            return index
+    return None  # every layer agrees
+
+
+# 05b_heads_and_logit_lens ------------------------------------------------------------------------------------
+def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """The rightmost non-pad position of each row: the largest index among the real tokens."""
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
+    return (positions * (input_ids != pad_token_id)).argmax(dim=-1)  # (batch,)
+
+
 def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of the logits at t against the token at t + 1."""
     return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
+
+
+def logit_lens(model, hidden: torch.Tensor) -> torch.Tensor:
+    """(batch, seq, n_embd) residual stream -> (batch, seq, vocab): the model's read-out, ln_f then lm_head."""
+    return model.lm_head(model.transformer.ln_f(hidden))
 
 
 # 06_sampling -------------------------------------------------------------------------------------------------
