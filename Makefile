@@ -84,18 +84,13 @@ EXTRAS_lowest := test
 EXTRAS_newest := test,crosscheck
 MARKS_lowest := not lock and not crosscheck
 MARKS_newest := not lock
-# The three notebooks that train (10b, 11, 12: about 10 minutes together on 2 cores) run in the gate only, so that
-# CI's five stages fit its 90 minutes; at every version their code is covered by tests/test_training.py and
-# tests/test_induction.py.
-MATRIX_IGNORE := --ignore=notebooks/10b_induction_head_forms.ipynb --ignore=notebooks/11_train_your_own.ipynb \
-	--ignore=notebooks/12_fine_tune.ipynb
 .PHONY: test-lowest test-newest
 test-lowest test-newest: test-%: $(VENV)/.ready
 	rm -rf $(VENV)-$*
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)-$*
 	$(UV) pip install --quiet --python $(VENV)-$*/bin/python $(MATRIX_$*) -e ".[$(EXTRAS_$*)]"
 	$(VENV)-$*/bin/python -c "import torch, transformers as t; print('$*: torch', torch.__version__, '/ transformers', t.__version__)"
-	$(VENV)-$*/bin/python -m pytest tests notebooks $(NBVAL) --ignore=tests/browser $(MATRIX_IGNORE) -m "$(MARKS_$*)" \
+	$(VENV)-$*/bin/python -m pytest tests notebooks $(NBVAL) --ignore=tests/browser -m "$(MARKS_$*)" \
 		$(PYTEST_ARGS)
 
 # The lock with one package moved (CI: PIN=transformers==5.23.0, the release before 5.24 rewrote its GPT-J):
