@@ -82,7 +82,8 @@ def top_p_among_best(logits: torch.Tensor, p: float):
     A token stays when the tokens more likely than it hold less than ``p``: the same rule as above, counted
     from the top. None (sort everything) when the nucleus may reach past the candidates, when a token's mass
     lies within ``MARGIN`` of ``p`` (there the order of additions could decide, and the sort adds like
-    ``transformers``), or when the last token kept is tied with the next (the sort breaks the tie).
+    ``transformers``), when all of them stay (the edge is past them), or when the last token kept is tied with
+    the next (the sort breaks the tie).
     """
     best, where = torch.topk(logits, CANDIDATES)  # (..., CANDIDATES), most likely first
     probs = (best - torch.logsumexp(logits, dim=-1, keepdim=True)).exp()  # their probabilities among all
@@ -90,8 +91,8 @@ def top_p_among_best(logits: torch.Tensor, p: float):
     keep = mass_above < p  # (..., CANDIDATES), a prefix
     edge = keep.sum(dim=-1, keepdim=True)  # (..., 1): how many stay (at least 1: the best has 0 above it)
     undecided = ((mass_above - p).abs() < MARGIN).any() or (probs.sum(dim=-1) < p + MARGIN).any()
-    tied = (best.gather(-1, edge - 1) == best.gather(-1, edge.clamp(max=CANDIDATES - 1))) & (edge < CANDIDATES)
-    if undecided or tied.any():
+    last_in, first_out = best.gather(-1, edge - 1), best.gather(-1, edge.clamp(max=CANDIDATES - 1))
+    if undecided or (edge == CANDIDATES).any() or (last_in == first_out).any():  # the edge unseen, or in a tie
         return None
     kept = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, where, keep)  # back to vocabulary order
     return logits.masked_fill(~kept, -math.inf)

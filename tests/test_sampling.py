@@ -97,6 +97,10 @@ def test_top_p_leaves_a_tie_at_the_edge_to_the_sort():
     assert top_p_among_best(logits, 0.6) is None
     assert torch.equal(top_p_filter(logits, 0.6), TopPLogitsWarper(0.6)(None, logits))
     assert torch.isfinite(top_p_filter(logits, 0.6)).sum() == 3
+    many = torch.full((1, 50400), -30.0)
+    many[0, 1000:1300] = 5.0  # 300 equal favourites: p = 0.852 keeps 256 of them, exactly the candidates
+    assert top_p_among_best(many, 0.852) is None  # the 257th is tied with the 256th: the sort decides
+    assert torch.equal(top_p_filter(many, 0.852), TopPLogitsWarper(0.852)(None, many))
 
 
 SETTINGS = [dict(do_sample=False)] + [
