@@ -4,6 +4,7 @@ keyboard, watch the chart and its numbers follow, press Generate and see text ap
 import re
 
 import torch
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 import gptj_teach as gt
 
@@ -118,8 +119,13 @@ def test_a_notebook_opened_without_running_shows_a_sentence_not_the_widget_repr(
     page.set_viewport_size({"width": 1280, "height": 900})
     open_notebook(page, lab, NOTEBOOK)
     saved = page.locator(".jp-OutputArea-output").filter(has_text="the sampler widget: run this cell")
-    saved.first.scroll_into_view_if_needed()
     saved.first.wait_for(timeout=30_000)
+    saved.first.scroll_into_view_if_needed()
+    try:  # in the DOM is not yet drawn: JupyterLab renders a cell's output when it scrolls into view
+        page.wait_for_function("([el, text]) => el.innerText.trim() === text",
+                               arg=[saved.first.element_handle(), gt.widgets.NOT_RUNNING], timeout=30_000)
+    except PlaywrightTimeout:
+        pass  # the assertion below says what is shown instead
     assert saved.first.inner_text().strip() == gt.widgets.NOT_RUNNING
     page.wait_for_timeout(1000)  # let every output render before looking for the old text
     assert page.get_by_text("Sampler(children=").count() == 0
