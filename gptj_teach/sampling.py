@@ -36,7 +36,7 @@ def temperature_scale(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     the tied best) keeps all the probability while the others get none: greedy, as the maths says.
     """
     scaled = logits / temperature
-    if torch.isfinite(scaled).all():
+    if torch.isfinite(torch.stack(torch.aminmax(scaled))).all():  # all finite (5x cheaper than isfinite(scaled))
         return scaled  # the usual case: exactly transformers' TemperatureLogitsWarper
     shifted = (logits - logits.max(dim=-1, keepdim=True).values) / temperature  # <= 0; 0 / 0 = nan at the best
     return shifted.nan_to_num(nan=0.0, neginf=-math.inf)
@@ -72,28 +72,28 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, -math.inf)
 
 
-CANDIDATES = 256  # top-p looks among this many best tokens first: a topk of 256 is ~50x cheaper than a sort
-MARGIN = 1e-4  # closer to p than this, the full sort decides (rounding differs between the two ways to add)
+CANDIDATES = 256  # top-p looks among this many best tokens first: a topk of 256 is ~20x cheaper than a sort
+MARGIN = 3e-5  # closer to p than this, the full sort decides: the two ways to add round differently, by up
+# to 1.5e-6 on 2200 rows of real and random logits (tests/test_sampling.py checks decisions just outside it)
 
 
 def top_p_among_best(logits: torch.Tensor, p: float):
     """``top_p_filter`` from the ``CANDIDATES`` best tokens alone, or None when they cannot settle it.
 
     A token stays when the tokens more likely than it hold less than ``p``: the same rule as above, counted
-    from the top. None (sort everything) when the nucleus may reach past the candidates, when a token's mass
-    lies within ``MARGIN`` of ``p`` (there the order of additions could decide, and the sort adds like
-    ``transformers``), when all of them stay (the edge is past them), or when the last token kept is tied with
-    the next (the sort breaks the tie).
+    from the top. None (sort everything) when a token's mass lies within ``MARGIN`` of ``p`` (there the order
+    of additions could decide, and the sort adds like ``transformers``), when all of them stay (the edge is
+    past them), or when the last token kept is tied with the next (the sort breaks the tie).
     """
     best, where = torch.topk(logits, CANDIDATES)  # (..., CANDIDATES), most likely first
     probs = (best - torch.logsumexp(logits, dim=-1, keepdim=True)).exp()  # their probabilities among all
     mass_above = probs.cumsum(dim=-1) - probs  # (..., CANDIDATES): what the more likely tokens hold
     keep = mass_above < p  # (..., CANDIDATES), a prefix
     edge = keep.sum(dim=-1, keepdim=True)  # (..., 1): how many stay (at least 1: the best has 0 above it)
-    undecided = ((mass_above - p).abs() < MARGIN).any() or (probs.sum(dim=-1) < p + MARGIN).any()
     last_in, first_out = best.gather(-1, edge - 1), best.gather(-1, edge.clamp(max=CANDIDATES - 1))
-    if undecided or (edge == CANDIDATES).any() or (last_in == first_out).any():  # the edge unseen, or in a tie
-        return None
+    near_p = ((mass_above - p).abs() < MARGIN).any(dim=-1, keepdim=True)  # (..., 1)
+    if (near_p | (edge == CANDIDATES) | (last_in == first_out)).any():  # too close to call, or the edge unseen
+        return None  # or in a tie. (A nucleus past the candidates shows as edge == CANDIDATES or near_p.)
     kept = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, where, keep)  # back to vocabulary order
     return logits.masked_fill(~kept, -math.inf)
 
@@ -108,7 +108,7 @@ def logits_to_probs(logits: torch.Tensor, temperature=1.0, top_k=0, top_p=1.0) -
 
 def next_token(logits: torch.Tensor, do_sample: bool, temperature=1.0, top_k=0, top_p=1.0) -> torch.Tensor:
     """One token per row from the last position's logits (batch, vocab): argmax, or a draw. Returns (batch,)."""
-    if not do_sample:
-        return logits.float().argmax(dim=-1)
+    if not do_sample:  # argmax: the first of the best if several tie; max(dim) finds the same, 3x faster on a CPU
+        return logits.float().max(dim=-1).indices
     probs = logits_to_probs(logits, temperature, top_k, top_p)
     return torch.multinomial(probs, num_samples=1).squeeze(1)

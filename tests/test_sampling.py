@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gptj_teach as gt
-from gptj_teach.sampling import logits_to_probs, temperature_scale, top_k_filter, top_p_among_best, top_p_filter
+from gptj_teach.sampling import (logits_to_probs, next_token, temperature_scale, top_k_filter, top_p_among_best,
+                                 top_p_filter)
 
 logit_rows = st.builds(lambda seed, n, scale: torch.randn(n, generator=torch.Generator().manual_seed(seed)) * scale,
                        st.integers(0, 2**31 - 1), st.integers(1, 300), st.floats(0.1, 20))
@@ -87,6 +88,27 @@ def test_top_p_from_the_best_candidates_equals_transformers_on_a_full_vocabulary
     assert settled >= 5  # the candidate path was exercised (the flat rows need the sort at p >= 0.9)
 
 
+def test_top_p_decides_like_transformers_just_outside_the_margin():
+    """The candidates add probabilities from the top, transformers' warper from the bottom; the two round
+    differently, so within MARGIN of p the sort decides. Just outside it the candidates decide, and must agree:
+    p is set 1.2 and 2 margins either side of where transformers' own sum puts a token's edge."""
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    from gptj_teach.sampling import MARGIN
+
+    settled = 0
+    for seed in range(50):
+        g = torch.Generator().manual_seed(seed)
+        logits = torch.randn(1, 50400, generator=g) * (1 + seed % 4)
+        logits[:, : 20 + 5 * seed] += 5 + seed % 3  # a nucleus of tens to a couple of hundred tokens
+        mass_below = torch.sort(logits).values.softmax(dim=-1).cumsum(dim=-1)  # transformers' sum, ascending
+        edge = 1 - mass_below[0, -2 - (seed * 7) % 150].item()  # p at which that token would leave
+        for p in (edge + d * MARGIN for d in (-2, -1.2, 1.2, 2)):
+            assert torch.equal(top_p_filter(logits, p), TopPLogitsWarper(p)(None, logits)), f"seed {seed}, p {p}"
+            settled += top_p_among_best(logits, p) is not None
+    assert settled >= 150  # of 200: the candidates decided nearly all of them
+
+
 def test_top_p_leaves_a_tie_at_the_edge_to_the_sort():
     """Four equal favourites and p = 0.6: the nucleus edge falls between two of them; which one stays is the
     sort's choice, so the candidates give no answer and the sort's is transformers'."""
@@ -101,6 +123,23 @@ def test_top_p_leaves_a_tie_at_the_edge_to_the_sort():
     many[0, 1000:1300] = 5.0  # 300 equal favourites: p = 0.852 keeps 256 of them, exactly the candidates
     assert top_p_among_best(many, 0.852) is None  # the 257th is tied with the 256th: the sort decides
     assert torch.equal(top_p_filter(many, 0.852), TopPLogitsWarper(0.852)(None, many))
+
+
+def test_greedy_takes_the_first_of_tied_best_like_argmax():
+    """transformers' greedy step is torch.argmax; ours reads max(dim).indices, which must pick alike."""
+    logits = torch.zeros(3, 50400)
+    logits[0, [7, 9000, 40000]] = 2.0
+    logits[1, [50399, 3]] = 1.0  # row 2 stays all tied
+    assert next_token(logits, do_sample=False).tolist() == logits.argmax(dim=-1).tolist() == [7, 3, 0]
+
+
+def test_a_temperature_so_small_that_the_logits_overflow_is_greedy():
+    """1 / 1e-39 overflows fp32: the scaled logits would be +-inf and the softmax NaN. The limit is greedy:
+    the tied best tokens share all the probability. Masked (-inf) logits stay masked on either path."""
+    logits = torch.tensor([[1.0, 3.0, -2.0, 3.0, -math.inf]])
+    assert torch.equal(logits_to_probs(logits, temperature=1e-39), torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.0]]))
+    probs = logits_to_probs(logits, temperature=0.5)  # finite except the masked one: plain division
+    assert torch.equal(probs, torch.softmax(logits / 0.5, dim=-1)) and probs[0, 4] == 0
 
 
 SETTINGS = [dict(do_sample=False)] + [
