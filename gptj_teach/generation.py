@@ -16,6 +16,7 @@ References: ``transformers`` ``GenerationMixin.generate`` (greedy and sample loo
 """
 
 from collections.abc import Iterator
+from functools import partial
 
 import torch
 
@@ -34,35 +35,46 @@ def one_token(model, token, attention_mask, position_ids, cache) -> torch.Tensor
     return out.logits[:, -1]
 
 
+def greedy_token(model, token, attention_mask, position_ids, cache) -> torch.Tensor:
+    """``one_token`` and its argmax: token (batch,) -> the next token (batch,). Compiled, the pick is part of
+    the graph instead of a kernel call of its own."""
+    return next_token(one_token(model, token, attention_mask, position_ids, cache), do_sample=False)
+
+
 @torch.inference_mode()
 def decode_steps(model, input_ids, max_new_tokens, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
                  attention_mask=None, eos_token_id=None, fast=False) -> Iterator[torch.Tensor]:
     """The generation loop, one new token per row per step: yields (batch,) tensors.
 
-    fast: a static cache and a compiled step; ``finished`` is then read on the host every 16 steps only
-    (each read waits for the GPU), so up to 15 steps may follow the one where every row finished.
+    fast: a static cache and a compiled step (greedy: ``greedy_token``, which picks the token too); ``finished``
+    is then read on the host every 16 steps only (each read waits for the GPU), so up to 15 steps may follow the
+    one where every row finished.
     """
     batch, prompt = input_ids.shape
     mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask  # (batch, prompt)
     positions = positions_from_mask(mask)  # (batch, prompt): padding skipped
+    pick = partial(next_token, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p)
     cache, step, check_every = DynamicCache(), one_token, 1
     if fast:
         cache, mask = static_cache(model, batch, prompt + max_new_tokens), key_mask(mask, prompt + max_new_tokens)
         cache.seek(torch.arange(prompt, device=input_ids.device))
-        step, check_every = compiled_step(model, one_token), 16
+        step, check_every = compiled_step(model, one_token if do_sample else greedy_token), 16
     out = model(input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
-    logits, finished = out.logits[:, -1], torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    token, finished = pick(out.logits[:, -1]), torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    picks_itself = fast and not do_sample  # the compiled greedy step returns the next token, not logits
     for t in range(max_new_tokens):
-        token = next_token(logits, do_sample, temperature, top_k, top_p)  # (batch,)
         if eos_token_id is not None:
             token = token.masked_fill(finished, eos_token_id)
             finished |= token == eos_token_id
-        yield token
+        yield token  # (batch,)
         if t == max_new_tokens - 1 or (eos_token_id is not None and t % check_every == check_every - 1
                                        and finished.all()):
             return
         positions, mask = positions[:, -1:] + 1, cache.advance(mask)  # (batch, 1), the mask with a slot for it
-        logits = step(model, token, mask, positions, cache)
+        out = step(model, token, mask, positions, cache)  # the next logits (batch, vocab), or token (batch,)
+        token = out if picks_itself else pick(out)
+        if fast and t == 0:  # every later step has this one's shapes: skip torch.compile's checks (fast.py)
+            step = step.checked
 
 
 def trim_after_all_finished(tokens: list, eos_token_id) -> list:
