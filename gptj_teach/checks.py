@@ -142,10 +142,14 @@ def check_cache(cache, config, batch: int, new: int, dtype, device) -> KVCache:
     if not isinstance(cache, KVCache) or len(cache) not in (0, config.n_layer):
         raise InputTypeError(f"cache must be a gt.cache.DynamicCache or StaticCache, e.g. the .cache of an earlier "
                              f"output, or one (keys, values) pair per layer ({config.n_layer}), got {describe(cache)}")
-    for layer, pair in enumerate(cache):
+    if len(cache):  # every tensor must have the shape of layer 0's keys, with this call's batch
+        want = (batch, config.n_head, check_tensor(cache[0][0], "cache[0]", 4, "float").shape[2], head_dim(config))
+    for layer, pair in enumerate(cache):  # runs at every decode step: the usual case is one comparison a tensor
         for tensor in pair:
+            if isinstance(tensor, torch.Tensor) and tensor.shape == want and tensor.dtype == dtype and (
+                    tensor.device == device):
+                continue
             check_tensor(tensor, f"cache[{layer}]", 4, "float")
-            want = (batch, config.n_head, cache[0][0].shape[2], head_dim(config))
             if tuple(tensor.shape) != want or tensor.dtype != dtype or tensor.device != device:
                 raise InputError(f"cache[{layer}] must hold {dtype} tensors of shape {want} on {device}, got "
                                  f"{describe(tensor)} on {tensor.device}: pass the cache this model returned")

@@ -20,9 +20,24 @@ import torch
 from torch import nn
 
 
-def inv_frequencies(rotary_dim: int) -> torch.Tensor:
+def inv_frequencies(rotary_dim: int, device=None) -> torch.Tensor:
     """The rotation speed of each pair: ``1 / 10000 ** (2i / rotary_dim)``, shape ``(rotary_dim // 2,)``."""
-    return 1.0 / (10000 ** (torch.arange(0, rotary_dim, 2, dtype=torch.int64) / rotary_dim))
+    return 1.0 / (10000 ** (torch.arange(0, rotary_dim, 2, dtype=torch.int64, device=device) / rotary_dim))
+
+
+_FREQUENCIES: dict = {}  # (rotary_dim, device) -> inv_frequencies: every layer needs them at every step
+
+
+def frequencies_on(rotary_dim: int, device) -> torch.Tensor:
+    """``inv_frequencies(rotary_dim)`` on ``device``, computed once: the decode loop asks for them in every layer
+    for every token, and its four small ops cost 2-3 % of an eager step of the tiny model on a CPU."""
+    if torch.compiler.is_compiling():  # a compiled graph computes them once anyway
+        return inv_frequencies(rotary_dim, device)
+    key = (rotary_dim, torch.device(device))
+    if key not in _FREQUENCIES:
+        with torch.inference_mode(False):  # a plain tensor, usable inside and outside inference mode
+            _FREQUENCIES[key] = inv_frequencies(rotary_dim, device)
+    return _FREQUENCIES[key]
 
 
 def fixed_pos_embedding(position_ids: torch.Tensor, rotary_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,7 +47,7 @@ def fixed_pos_embedding(position_ids: torch.Tensor, rotary_dim: int) -> tuple[to
     Computing in fp32 and casting later (in ``apply_rotary``) is what makes fp16 / bf16 results bit-equal to
     ``transformers``, which builds the same fp32 table once and gathers rows from it.
     """
-    inv_freq = inv_frequencies(rotary_dim).to(position_ids.device)  # (rotary_dim // 2,)
+    inv_freq = frequencies_on(rotary_dim, position_ids.device)  # (rotary_dim // 2,)
     angles = position_ids.float()[..., None] * inv_freq  # (batch, seq, rotary_dim // 2)
     return torch.sin(angles), torch.cos(angles)
 
@@ -70,7 +85,9 @@ def apply_rotary(x: torch.Tensor, position_ids: torch.Tensor, rotary_dim: int) -
 def rotate_first_dims(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor, rotary_dim: int) -> torch.Tensor:
     """``apply_rotary`` with the sinusoid table already computed: sin, cos (batch, seq, rotary_dim // 2), fp32."""
     x_rot, x_pass = x[..., :rotary_dim], x[..., rotary_dim:]  # (.., rotary_dim), (.., head_dim - rotary_dim)
-    x_rot = apply_rotary_pos_emb(x_rot, sin.to(x.dtype), cos.to(x.dtype))
+    if sin.dtype != x.dtype:  # fp16 / bf16: the fp32 table is rounded to x's dtype here, as transformers does
+        sin, cos = sin.to(x.dtype), cos.to(x.dtype)
+    x_rot = apply_rotary_pos_emb(x_rot, sin, cos)
     return torch.cat([x_rot, x_pass], dim=-1)  # (batch, seq, heads, head_dim)
 
 
