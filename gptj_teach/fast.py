@@ -73,8 +73,13 @@ class CompiledStep:
             self.compiled = torch.compile(with_math_attention(step), fullgraph=True, dynamic=False, options=CPU)
 
     def checked(self, *args):
-        with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
-            return self(*args)
+        if self.failed is None:
+            try:
+                with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
+                    return self.compiled(*args)
+            except Exception:  # something changed since the first step (torch.set_num_threads, ...): the guards
+                pass  # decide, and a real failure is handled below
+        return self(*args)
 
     def __call__(self, *args):
         if self.failed is None:

@@ -87,6 +87,26 @@ def test_a_bug_in_the_step_raises_its_own_error_not_a_compile_warning(model, mon
     assert calls.failed is None
 
 
+def test_a_change_between_two_steps_recompiles_instead_of_failing(model):
+    """The steps after a loop's first skip torch.compile's guards. If something they check changes in between
+    (here the thread count, while a stream is paused), the step runs with its guards again: no warning, the
+    same tokens, and the compiled step still works afterwards."""
+    ids = torch.tensor([[5, 9, 11]])
+    expected = gt.generate(model, ids, max_new_tokens=6)
+    threads = torch.get_num_threads()
+    steps = gt.generation.decode_steps(model, ids, 6, do_sample=False, fast=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "torch.compile failed ..." would be one
+        tokens = [next(steps), next(steps)]
+        torch.set_num_threads(1 if threads > 1 else 2)
+        try:
+            tokens += list(steps)
+        finally:
+            torch.set_num_threads(threads)
+    assert torch.equal(torch.stack(tokens, dim=1), expected[:, 3:])
+    assert model._compiled_step.failed is None
+
+
 def test_fast_stops_at_eos_like_the_eager_loop(model):
     """The fast loop reads `finished` every 16 steps; generate trims what came after."""
     ids = torch.tensor([[5, 9, 11], [7, 7, 7]])
