@@ -146,11 +146,9 @@ def check_cache(cache, config, batch: int, new: int, dtype, device) -> KVCache:
         want = (batch, config.n_head, check_tensor(cache[0][0], "cache[0]", 4, "float").shape[2], head_dim(config))
     for layer, pair in enumerate(cache):  # runs at every decode step: the usual case is one comparison a tensor
         for tensor in pair:
-            if isinstance(tensor, torch.Tensor) and tensor.shape == want and tensor.dtype == dtype and (
-                    tensor.device == device):
-                continue
-            check_tensor(tensor, f"cache[{layer}]", 4, "float")
-            if tuple(tensor.shape) != want or tensor.dtype != dtype or tensor.device != device:
+            if not (isinstance(tensor, torch.Tensor) and tensor.shape == want and tensor.dtype == dtype
+                    and tensor.device == device):
+                check_tensor(tensor, f"cache[{layer}]", 4, "float")  # not a float tensor: say so first
                 raise InputError(f"cache[{layer}] must hold {dtype} tensors of shape {want} on {device}, got "
                                  f"{describe(tensor)} on {tensor.device}: pass the cache this model returned")
     if isinstance(cache, StaticCache):

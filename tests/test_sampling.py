@@ -138,7 +138,7 @@ def test_a_temperature_so_small_that_the_logits_overflow_is_greedy():
     the tied best tokens share all the probability. Masked (-inf) logits stay masked on either path."""
     logits = torch.tensor([[1.0, 3.0, -2.0, 3.0, -math.inf]])
     assert torch.equal(logits_to_probs(logits, temperature=1e-39), torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.0]]))
-    probs = logits_to_probs(logits, temperature=0.5)  # finite except the masked one: plain division
+    probs = logits_to_probs(logits, temperature=0.5)  # the masked -inf takes the shifted path; same softmax
     assert torch.equal(probs, torch.softmax(logits / 0.5, dim=-1)) and probs[0, 4] == 0
 
 
