@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .rotary import Rotary, fixed_pos_embedding
+from .rotary import Rotary, rotation_table
 from .sizes import rotary_dim
 
 
@@ -83,15 +83,17 @@ class GPTJAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
-    def forward(self, x, position_ids, mask, cache=None, output_attentions=False):
+    def forward(self, x, position_ids, mask, cache=None, output_attentions=False, rotation=None):
         """x: (batch, seq, n_embd); position_ids: (batch, seq); mask: (batch or 1, 1, seq, keys), keys = every
-        token the cache holds after this step; cache: a ``DynamicCache`` / ``StaticCache`` or None.
+        token the cache holds after this step; cache: a ``DynamicCache`` / ``StaticCache`` or None; rotation:
+        ``rotation_table(position_ids, ...)`` when the caller has it (the model computes it once for all layers).
 
         Returns (output (batch, seq, n_embd), attention weights (batch, heads, seq, keys) or None).
         """
-        sin, cos = fixed_pos_embedding(position_ids, self.rotary_dim)  # (batch, seq, rotary_dim // 2): q and k's
-        q = self.rotary_q(split_heads(self.q_proj(x), self.n_head), sin, cos)
-        k = self.rotary_k(split_heads(self.k_proj(x), self.n_head), sin, cos)
+        if rotation is None:
+            rotation = rotation_table(position_ids, self.rotary_dim, x.dtype)  # sin, cos: (batch, seq, 1, rotary_dim)
+        q = self.rotary_q(split_heads(self.q_proj(x), self.n_head), *rotation)
+        k = self.rotary_k(split_heads(self.k_proj(x), self.n_head), *rotation)
         v = split_heads(self.v_proj(x), self.n_head)  # (batch, seq, heads, head_dim) all three
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (batch, heads, seq, head_dim)
         if cache is not None:  # store this step's keys and values, get back those of every token so far

@@ -62,9 +62,9 @@ class GPTJBlock(nn.Module):
         self.attn = GPTJAttention(config, layer_idx)
         self.mlp = GPTJMLP(config)
 
-    def forward(self, x, position_ids, mask, cache=None, output_attentions=False):
+    def forward(self, x, position_ids, mask, cache=None, output_attentions=False, rotation=None):
         """x: (batch, seq, n_embd); the other arguments go to attention. Returns (x (batch, seq, n_embd),
         attention weights or None)."""
         h = self.ln_1(x)  # one LayerNorm for both branches
-        attn_out, weights = self.attn(h, position_ids, mask, cache, output_attentions)
+        attn_out, weights = self.attn(h, position_ids, mask, cache, output_attentions, rotation)
         return attn_out + self.mlp(h) + x, weights

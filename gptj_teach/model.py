@@ -30,6 +30,8 @@ from .checks import (check_attention_mask, check_cache, check_config, check_dtyp
 from .errors import InputError, InputTypeError
 from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast)
+from .rotary import rotation_table
+from .sizes import rotary_dim
 
 
 def make_mask(attention_mask, slots: torch.Tensor, kv_len: int, dtype) -> torch.Tensor:
@@ -133,6 +135,7 @@ class GPTJModel(GPTJPreTrained):
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList(GPTJBlock(config, layer_idx) for layer_idx in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.rotary_dim = rotary_dim(config)
 
     def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, use_cache=False,
                 output_attentions=False, output_hidden_states=False, past_key_values=None):
@@ -153,10 +156,11 @@ class GPTJModel(GPTJPreTrained):
         slots = torch.arange(seq, device=x.device) if cache is None else cache.slots_for(seq, x.device)  # (seq,)
         position_ids = (slots[None] if position_ids is None else position_ids).expand(batch, -1)  # (batch, seq)
         mask = make_mask(attention_mask, slots, seq if cache is None else cache.key_length(seq), x.dtype)
+        rotation = rotation_table(position_ids, self.rotary_dim, x.dtype)  # sin, cos: the same in every layer
         hidden, attentions = [], []
         for block in self.h:
             hidden.append(x)
-            x, weights = block(x, position_ids, mask, cache, output_attentions)
+            x, weights = block(x, position_ids, mask, cache, output_attentions, rotation)
             attentions.append(weights)
         x = self.ln_f(x)
         return BaseModelOutputWithPast(

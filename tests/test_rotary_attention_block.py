@@ -103,6 +103,20 @@ def test_mlp_and_block_equal_transformers():
     assert (mine - theirs["block"]).abs().max() <= ATOL
 
 
+def test_the_model_computes_the_rotation_table_once_and_a_block_alone_gets_the_same_result(monkeypatch):
+    _, ours = make_pair(make_config("odd"))
+    calls = []
+    monkeypatch.setattr(gt.rotary, "fixed_pos_embedding",
+                        lambda *args: calls.append(args) or fixed_pos_embedding(*args))
+    ours(torch.randint(97, (2, 6)))
+    assert len(calls) == 1 < ours.config.n_layer  # one table for every layer, not one per layer
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        block, x = ours.transformer.h[0].to(dtype), torch.randn(2, 6, 40, dtype=dtype)
+        positions, mask = torch.arange(3, 9)[None].expand(2, -1), gt.model.make_mask(None, torch.arange(6), 6, dtype)
+        handed_in = block(x, positions, mask, rotation=gt.rotary.rotation_table(positions, 4, dtype))[0]
+        assert torch.equal(handed_in, block(x, positions, mask)[0])  # the block computing its own table
+
+
 def test_gelu_new_equals_transformers():
     from transformers.activations import ACT2FN
 
