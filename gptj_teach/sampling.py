@@ -94,8 +94,8 @@ def top_p_among_best(logits: torch.Tensor, p: float):
     near_p = ((mass_above - p).abs() < MARGIN).any(dim=-1, keepdim=True)  # (..., 1)
     if (near_p | (edge == CANDIDATES) | (last_in == first_out)).any():  # too close to call, or the edge unseen
         return None  # or in a tie. (A nucleus past the candidates shows as edge == CANDIDATES or near_p.)
-    kept = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, where, keep)  # back to vocabulary order
-    return logits.masked_fill(~kept, -math.inf)
+    kept = best.masked_fill(~keep, -math.inf)  # (..., CANDIDATES): the nucleus, the other candidates -inf
+    return torch.full_like(logits, -math.inf).scatter(-1, where, kept)  # back to vocabulary order
 
 
 def logits_to_probs(logits: torch.Tensor, temperature=1.0, top_k=0, top_p=1.0) -> torch.Tensor:
