@@ -25,21 +25,6 @@ def inv_frequencies(rotary_dim: int, device=None) -> torch.Tensor:
     return 1.0 / (10000 ** (torch.arange(0, rotary_dim, 2, dtype=torch.int64, device=device) / rotary_dim))
 
 
-_FREQUENCIES: dict = {}  # (rotary_dim, device) -> inv_frequencies: every layer needs them at every step
-
-
-def frequencies_on(rotary_dim: int, device) -> torch.Tensor:
-    """``inv_frequencies(rotary_dim)`` on ``device``, computed once: the decode loop asks for them in every layer
-    for every token, and its four small ops cost 2-3 % of an eager step of the tiny model on a CPU."""
-    if torch.compiler.is_compiling():  # a compiled graph computes them once anyway
-        return inv_frequencies(rotary_dim, device)
-    key = (rotary_dim, torch.device(device))
-    if key not in _FREQUENCIES:
-        with torch.inference_mode(False):  # a plain tensor, usable inside and outside inference mode
-            _FREQUENCIES[key] = inv_frequencies(rotary_dim, device)
-    return _FREQUENCIES[key]
-
-
 def fixed_pos_embedding(position_ids: torch.Tensor, rotary_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The sinusoid table: ``sin`` and ``cos`` of ``position * frequency``, always computed in fp32.
 
@@ -47,7 +32,7 @@ def fixed_pos_embedding(position_ids: torch.Tensor, rotary_dim: int) -> tuple[to
     Computing in fp32 and casting later (in ``rotation_table``) is what makes fp16 / bf16 results bit-equal to
     ``transformers``, which builds the same fp32 table once and gathers rows from it.
     """
-    inv_freq = frequencies_on(rotary_dim, position_ids.device)  # (rotary_dim // 2,)
+    inv_freq = inv_frequencies(rotary_dim, position_ids.device)  # (rotary_dim // 2,)
     angles = position_ids.float()[..., None] * inv_freq  # (batch, seq, rotary_dim // 2)
     return torch.sin(angles), torch.cos(angles)
 
