@@ -90,6 +90,13 @@ class StaticCache(KVCache):
         self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.n_layer)]
         self.slots = torch.zeros(0, dtype=torch.long, device=device)  # (new,): where update writes
 
+    @classmethod
+    def of(cls, keys: list, values: list, slots: torch.Tensor) -> "StaticCache":
+        """A cache over existing buffers (batch, heads, max_len, head_dim) per layer, writing at ``slots``."""
+        cache = cls.__new__(cls)  # no new buffers
+        cache.keys, cache.values, cache.slots = keys, values, slots
+        return cache
+
     def seek(self, slots: torch.Tensor) -> None:
         """Write the next call's tokens at these slots: (new,) int64, on the cache's device."""
         self.slots = slots

@@ -10,38 +10,41 @@ layer per token), a mask rebuilt every step. ``generate(fast=True)`` keeps the m
   place, so that every step has the same shapes;
 * one attention mask for all steps (``key_mask``): the prompt's padding, and every later slot open (the
   causal rule hides the slots not written yet);
-* the model's own forward for one token **compiled** with ``torch.compile``: inductor fuses the small
-  operations into a few kernels; on a GPU, ``mode="reduce-overhead"`` also records the step once as a CUDA
-  graph and replays it: one launch per token instead of hundreds. On the CPU four settings help (``CPU``):
-  the code that calls the kernels is compiled to C++ as well (``cpp_wrapper``); the step's ~40 intermediate
-  buffers are carved out of one allocation instead of ~40 (``memory_planning``); the small one-row matmuls of
-  a decode step become loops that inductor fuses with their neighbours (``decompose_mm_pass``); and attention
-  is traced from its plain maths (``sdpa_kernel(SDPBackend.MATH)``), which inductor fuses better than it can
-  call the fused CPU kernel for one query.
+* the model's own forward for one token, **compiled** by inductor, which fuses the small operations into a
+  few kernels. On a GPU, ``torch.compile(mode="reduce-overhead")`` also records the step once as a CUDA graph
+  and replays it: one launch per token instead of hundreds. On the CPU the step is compiled **ahead of
+  time** (``torch.export``, then AOTInductor): the result is a C++ library that takes the step's tensors and
+  runs the kernels, so a call skips ``torch.compile``'s Python frame and checks. It reads the model's own
+  weights (no copy), and a new one is compiled for every new set of shapes, dtype or thread count.
+  Inductor's settings (``CPU``): the step's ~40 intermediate buffers come from one allocation
+  (``memory_planning``); the one-row matmuls become loops fused with their neighbours
+  (``decompose_mm_pass``); attention is traced from its plain maths (``sdpa_kernel(SDPBackend.MATH)``),
+  which fuses better than calling the fused CPU kernel for one query.
 
-Every step of one loop has the same shapes, dtypes and devices, so once the first step has passed
-``torch.compile``'s guards (the checks that the compiled code fits its inputs), the later steps of that loop
-skip them (``set_stance(skip_guard_eval_unsafe=True)``). Greedy decoding compiles ``greedy_token``, whose
-argmax joins the graph. On the tiny model on a 2-core CPU, a step took 1.7 ms; the C++ wrapper saves about
-0.2 ms of it, the fused matmuls and attention 0.09 ms, skipping the guards 0.07 ms, the argmax in the graph
-0.04 ms, the planned memory 0.04 ms (``benchmarks/cpu_decode.py`` times the whole loop against
-``transformers``). What is left is mostly ``lm_head``: 50400 x 192 fp32 weights, 39 MB read for every token,
-0.75 ms at the 55 GB/s two cores get.
+Greedy decoding compiles ``greedy_token``, whose argmax joins the step. On the tiny model on a 2-core CPU,
+the whole greedy loop took 1.43 ms a token with ``torch.compile`` (and a C++ wrapper) and 1.25 ms with the
+library compiled ahead of time, timed in turn in one process; 1.14 ms of it is the library's own call
+(``benchmarks/cpu_decode.py`` times the loop against ``transformers``). Most of that is ``lm_head``: 50400 x
+192 fp32 weights, 39 MB read for every token, 0.75 ms at the 55 GB/s two cores get.
 
 If compiling fails (no C++ compiler, an old GPU), ``CompiledStep`` warns once and runs the step uncompiled.
 
-References: gpt-fast (PyTorch team, 2023) ``generation.py``; ``transformers`` ``StaticCache``.
+References: gpt-fast (PyTorch team, 2023) ``generation.py``; ``transformers`` ``StaticCache``; PyTorch's
+AOTInductor tutorial (``torch._inductor.aoti_compile_and_package``).
 """
 
+import tempfile
 import warnings
+from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .cache import StaticCache
 
-CPU = {"cpp_wrapper": True, "memory_planning": True,  # inductor's settings on a CPU
-       "post_grad_fusion_options": {"decompose_mm_pass": {}}}
+CPU = {"memory_planning": True, "post_grad_fusion_options": {"decompose_mm_pass": {}},  # inductor's settings
+       "aot_inductor.package_constants_in_so": False}  # the weights stay the model's: none copied into the library
 
 
 def static_cache(model, batch: int, max_len: int) -> StaticCache:
@@ -61,54 +64,79 @@ def key_mask(attention_mask: torch.Tensor, max_len: int) -> torch.Tensor:
 
 
 class CompiledStep:
-    """``step`` compiled with ``torch.compile`` (fullgraph: the whole forward in one graph, or an error);
-    on a GPU with CUDA graphs, on the CPU with a C++ wrapper. If compiling fails, warn once and call ``step``
-    itself from then on.
+    """``step(model, token, attention_mask, position_ids, cache)`` compiled: ahead of time on the CPU, with
+    ``torch.compile`` and CUDA graphs on a GPU. If compiling fails, warn once and call ``step`` itself from
+    then on.
 
-    ``checked``: the same step for the later calls of a loop, whose inputs have exactly the shapes, dtypes and
-    devices of a call that passed the guards: it skips them.
+    ``last``: the compiled function the latest call ran, for the later steps of a loop (the same shapes, dtype,
+    weights and thread count: no lookup).
     """
 
     def __init__(self, step, device: torch.device):
-        self.step, self.device, self.failed = step, device, None
+        self.step, self.device, self.failed, self.compiled, self.last = step, device, None, {}, step
         if device.type == "cuda":
-            self.compiled = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
-        else:
-            self.compiled = torch.compile(with_math_attention(step), fullgraph=True, dynamic=False, options=CPU)
+            self.on_gpu = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
 
-    def checked(self, *args):
+    def __call__(self, model, *inputs):
         if self.failed is None:
             try:
-                with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
-                    return self.compiled(*args)
-            except Exception:  # something changed since the first step (torch.set_num_threads, ...): the guards
-                pass  # decide, and a real failure is handled below
-        return self(*args)
-
-    def __call__(self, *args):
-        if self.failed is None:
-            try:
-                return self.compiled(*args)
+                self.last = self.on_gpu if self.device.type == "cuda" else self.ahead_of_time(model, *inputs)
+                return self.last(model, *inputs)
             except Exception as error:  # a missing compiler toolchain, an unsupported GPU, ... or a bug
-                result = self.step(*args)  # a bug in the step itself raises here, with its own message
-                self.failed = f"{type(error).__name__}: {error}"
-                warnings.warn(f"torch.compile failed ({self.failed}): generate(fast=True) runs uncompiled "
-                              "(same tokens, slower)", stacklevel=2)
+                result = self.step(model, *inputs)  # a bug in the step itself raises here, with its own message
+                self.failed, self.last = f"{type(error).__name__}: {error}", self.step
+                warnings.warn(f"compiling the decode step failed ({self.failed}): generate(fast=True) runs "
+                              "uncompiled (same tokens, slower)", stacklevel=2)
                 return result
-        return self.step(*args)
+        return self.step(model, *inputs)
+
+    def ahead_of_time(self, model, token, attention_mask, position_ids, cache):
+        """The library for these inputs' shapes and dtypes (compiled on first use), bound to the model's weights."""
+        tensors = (token, attention_mask, position_ids, cache.slots, *cache.keys, *cache.values)
+        key = tuple((t.shape, t.dtype) for t in tensors) + (torch.get_num_threads(),)
+        if key not in self.compiled:
+            self.compiled[key] = compile_ahead_of_time(OneTokenStep(model, self.step), tensors)
+        library = self.compiled[key]
+        weights = dict(OneTokenStep(model, self.step).state_dict(keep_vars=True))
+        library.load_constants(weights, check_full_update=True, user_managed=True)  # the current ones, no copy
+        run = library.loader.boxed_run  # the call behind library(*tensors), without re-reading its input spec
+
+        def compiled(model, token, attention_mask, position_ids, cache):
+            return run([token, attention_mask, position_ids, cache.slots, *cache.keys, *cache.values])[0]
+        return compiled
 
 
-def with_math_attention(step):
-    """``step`` with ``scaled_dot_product_attention`` computed from its plain maths (matmul, softmax, matmul)."""
-    def step_with_math_attention(*args):
-        with sdpa_kernel(SDPBackend.MATH):
-            return step(*args)
-    return step_with_math_attention
+class OneTokenStep(nn.Module):
+    """A decode step as a module of plain tensors, which ``torch.export`` needs: the cache comes in as its
+    slots, keys and values (one per layer), rebuilt into a ``StaticCache`` that writes into them."""
+
+    def __init__(self, model, step):
+        super().__init__()
+        self.model, self.step = model, step
+
+    def forward(self, token, attention_mask, position_ids, slots, *keys_and_values):
+        layers = len(keys_and_values) // 2
+        cache = StaticCache.of(list(keys_and_values[:layers]), list(keys_and_values[layers:]), slots)
+        return self.step(self.model, token, attention_mask, position_ids, cache)
+
+
+def compile_ahead_of_time(module: nn.Module, tensors: tuple):
+    """``module`` traced for these inputs (``torch.export``, attention from its plain maths) and compiled by
+    AOTInductor into a library loaded into this process; its weights are bound separately (``load_constants``)."""
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as folder:
+        # torch 2.13's export copies its pytree specs through a path that torch itself deprecated: not ours to fix
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+        with torch.inference_mode(False), torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+            examples = tuple(t.clone() for t in tensors)  # ordinary tensors, not inference-mode ones
+            program = torch.export.export(module, examples, strict=False)
+        path = torch._inductor.aoti_compile_and_package(program, package_path=str(Path(folder) / "step.pt2"),
+                                                        inductor_configs=CPU)
+        return torch._inductor.aoti_load_package(path)
 
 
 def compiled_step(model, step) -> CompiledStep:
-    """``step`` compiled once per model and device (kept on the model: compiling takes seconds)."""
-    cached = getattr(model, "_compiled_step", None)
-    if cached is None or cached.step is not step or cached.device != model.device:
-        cached = model._compiled_step = CompiledStep(step, model.device)
-    return cached
+    """``step`` compiled for ``model``, kept on the model (compiling takes seconds), one per step and device."""
+    steps = model.__dict__.setdefault("_compiled_steps", {})
+    if (step, model.device) not in steps:
+        steps[step, model.device] = CompiledStep(step, model.device)
+    return steps[step, model.device]

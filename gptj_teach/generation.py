@@ -73,8 +73,8 @@ def decode_steps(model, input_ids, max_new_tokens, do_sample=True, temperature=1
         positions, mask = positions[:, -1:] + 1, cache.advance(mask)  # (batch, 1), the mask with a slot for it
         out = step(model, token, mask, positions, cache)  # the next logits (batch, vocab), or token (batch,)
         token = out if picks_itself else pick(out)
-        if fast and t == 0:  # every later step has this one's shapes: skip torch.compile's checks (fast.py)
-            step = step.checked
+        if fast and t == 0:  # every later step has this one's shapes: call what this one ran (fast.py)
+            step = step.last
 
 
 def trim_after_all_finished(tokens: list, eos_token_id) -> list:

@@ -20,8 +20,8 @@ def model():
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kwargs", [dict(do_sample=False), dict(do_sample=True, temperature=0.8, top_p=0.9)])
 def test_compiled_static_path_picks_the_eager_tokens(model, device, kwargs):
-    """torch.compile for real (inductor on the CPU, CUDA graphs on a GPU): a compile failure would warn and
-    fall back, so warnings are errors here and the step must report no failure."""
+    """Compiled for real (AOTInductor on the CPU, torch.compile with CUDA graphs on a GPU): a compile failure
+    would warn and fall back, so warnings are errors here and the step must report no failure."""
     model = model.to(device)
     ids, mask, _ = (t.to(device) for t in left_padded_batch())
     with warnings.catch_warnings():
@@ -32,7 +32,7 @@ def test_compiled_static_path_picks_the_eager_tokens(model, device, kwargs):
             torch.manual_seed(seed)
             compiled = gt.generate(model, ids, attention_mask=mask, max_new_tokens=30, fast=True, **kwargs)
             assert torch.equal(compiled, eager)
-    assert model._compiled_step.failed is None
+    assert all(step.failed is None for step in model._compiled_steps.values())
     model.to("cpu")
 
 
@@ -63,8 +63,8 @@ def test_a_failed_compile_warns_once_and_gives_the_same_tokens(model, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("no compiler here")
 
-    monkeypatch.setattr(torch, "compile", lambda step, **options: broken)  # as if inductor had no compiler
-    monkeypatch.setattr(model, "_compiled_step", None, raising=False)
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", broken)  # as if there were no C++ compiler
+    monkeypatch.setattr(model, "_compiled_steps", {}, raising=False)
     ids = torch.tensor([[5, 9, 11]])
     with pytest.warns(UserWarning, match="runs uncompiled"):
         first = gt.generate(model, ids, max_new_tokens=8, fast=True)
@@ -72,31 +72,48 @@ def test_a_failed_compile_warns_once_and_gives_the_same_tokens(model, monkeypatc
         warnings.simplefilter("error")  # the same step warns no more
         second = gt.generate(model, ids, max_new_tokens=8, fast=True)
     assert torch.equal(first, gt.generate(model, ids, max_new_tokens=8)) and torch.equal(first, second)
-    model._compiled_step = None
 
 
-def test_a_bug_in_the_step_raises_its_own_error_not_a_compile_warning(model, monkeypatch):
-    def step(*args):
+def test_a_bug_in_the_step_raises_its_own_error_not_a_compile_warning(model):
+    def step(model, token, attention_mask, position_ids, cache):
         raise ValueError("a bug in the step")
 
     calls = fast.CompiledStep(step, torch.device("cpu"))
+    cache = fast.static_cache(model, 1, 4)
+    cache.seek(torch.tensor([0]))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no "torch.compile failed" warning before the real error
+        warnings.simplefilter("error")  # no "compiling ... failed" warning before the real error
         with pytest.raises(ValueError, match="a bug in the step"):
-            calls(1)
+            calls(model, torch.tensor([5]), torch.ones(1, 4, dtype=torch.long), torch.tensor([[0]]), cache)
     assert calls.failed is None
 
 
-def test_a_change_between_two_steps_recompiles_instead_of_failing(model):
-    """The steps after a loop's first skip torch.compile's guards. If something they check changes in between
-    (here the thread count, while a stream is paused), the step runs with its guards again: no warning, the
-    same tokens, and the compiled step still works afterwards."""
+def test_the_compiled_step_reads_the_current_weights(model):
+    """The library compiled ahead of time uses the model's own weight tensors (no copy), bound again before
+    every loop: after the weights change (in place, or replaced by new tensors) it picks the new model's tokens."""
+    ids = torch.tensor([[5, 9, 11]])
+    before = gt.generate(model, ids, max_new_tokens=10, fast=True)
+    saved = {name: p.detach().clone() for name, p in model.named_parameters()}
+    try:
+        with torch.no_grad():
+            model.lm_head.bias[before[0, 3:]] -= 100.0  # in place: the tokens picked so far become unlikely
+            model.transformer.h[0].mlp.fc_in.weight = torch.nn.Parameter(torch.randn_like(saved["transformer.h.0.mlp.fc_in.weight"]))
+        after = gt.generate(model, ids, max_new_tokens=10, fast=True)
+        assert not torch.equal(after, before)
+        assert torch.equal(after, gt.generate(model, ids, max_new_tokens=10))
+    finally:
+        model.load_state_dict(saved)
+
+
+def test_a_change_between_two_steps_keeps_the_stream_going(model):
+    """A loop keeps calling the library its first step ran, whatever changes in between (here the thread
+    count, while a stream is paused): no warning, the same tokens."""
     ids = torch.tensor([[5, 9, 11]])
     expected = gt.generate(model, ids, max_new_tokens=6)
     threads = torch.get_num_threads()
     steps = gt.generation.decode_steps(model, ids, 6, do_sample=False, fast=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # "torch.compile failed ..." would be one
+        warnings.simplefilter("error", UserWarning)  # "compiling the decode step failed ..." would be one
         tokens = [next(steps), next(steps)]
         torch.set_num_threads(1 if threads > 1 else 2)
         try:
@@ -104,7 +121,7 @@ def test_a_change_between_two_steps_recompiles_instead_of_failing(model):
         finally:
             torch.set_num_threads(threads)
     assert torch.equal(torch.stack(tokens, dim=1), expected[:, 3:])
-    assert model._compiled_step.failed is None
+    assert all(step.failed is None for step in model._compiled_steps.values())
 
 
 def test_fast_stops_at_eos_like_the_eager_loop(model):
