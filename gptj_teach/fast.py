@@ -65,22 +65,24 @@ def key_mask(attention_mask: torch.Tensor, max_len: int) -> torch.Tensor:
 
 class CompiledStep:
     """``step(model, token, attention_mask, position_ids, cache)`` compiled: ahead of time on the CPU, with
-    ``torch.compile`` and CUDA graphs on a GPU. If compiling fails, warn once and call ``step`` itself from
-    then on.
+    ``torch.compile`` (and CUDA graphs) on a GPU; ``ahead_of_time=False`` takes ``torch.compile`` on the CPU
+    too. If compiling fails, warn once and call ``step`` itself from then on.
 
     ``last``: the compiled function the latest call ran, for the later steps of a loop (the same shapes, dtype,
     weights and thread count: no lookup).
     """
 
-    def __init__(self, step, device: torch.device):
+    def __init__(self, step, device: torch.device, ahead_of_time: bool | None = None):
         self.step, self.device, self.failed, self.compiled, self.last = step, device, None, {}, step
-        if device.type == "cuda":
-            self.on_gpu = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+        self.ahead = device.type == "cpu" if ahead_of_time is None else ahead_of_time
+        if not self.ahead:
+            mode = "reduce-overhead" if device.type == "cuda" else None  # CUDA graphs
+            self.traced = torch.compile(step, mode=mode, fullgraph=True, dynamic=False)
 
     def __call__(self, model, *inputs):
         if self.failed is None:
             try:
-                self.last = self.on_gpu if self.device.type == "cuda" else self.ahead_of_time(model, *inputs)
+                self.last = self.ahead_of_time(model, *inputs) if self.ahead else self.traced
                 return self.last(model, *inputs)
             except Exception as error:  # a missing compiler toolchain, an unsupported GPU, ... or a bug
                 result = self.step(model, *inputs)  # a bug in the step itself raises here, with its own message

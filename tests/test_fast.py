@@ -36,6 +36,26 @@ def test_compiled_static_path_picks_the_eager_tokens(model, device, kwargs):
     model.to("cpu")
 
 
+@pytest.mark.parametrize("kwargs", [dict(do_sample=False), dict(do_sample=True, temperature=0.8, top_p=0.9)])
+def test_the_same_step_through_torch_compile_picks_the_eager_tokens(model, monkeypatch, kwargs):
+    """On a GPU the step goes through torch.compile (dynamo, one full graph) instead of torch.export: the same
+    tracing, with inductor, checked here on the CPU."""
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(model, "_compiled_steps", {(step, cpu): fast.CompiledStep(step, cpu, ahead_of_time=False)
+                                                   for step in (gt.generation.one_token, gt.generation.greedy_token)},
+                        raising=False)
+    ids, mask, _ = left_padded_batch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "compiling the decode step failed ..." would be one
+        for seed in range(2):
+            torch.manual_seed(seed)
+            eager = gt.generate(model, ids, attention_mask=mask, max_new_tokens=30, **kwargs)
+            torch.manual_seed(seed)
+            assert torch.equal(gt.generate(model, ids, attention_mask=mask, max_new_tokens=30, fast=True, **kwargs),
+                               eager)
+    assert all(not step.ahead and step.failed is None for step in model._compiled_steps.values())
+
+
 @torch.no_grad()
 def test_static_cache_forward_equals_one_full_pass(model):
     ids = torch.randint(4, 97, (2, 12))
