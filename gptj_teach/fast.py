@@ -94,17 +94,18 @@ class CompiledStep:
 
     def ahead_of_time(self, model, token, attention_mask, position_ids, cache):
         """The library for these inputs' shapes and dtypes (compiled on first use), bound to the model's weights."""
-        tensors = (token, attention_mask, position_ids, cache.slots, *cache.keys, *cache.values)
+        module = OneTokenStep(model, self.step)
+        tensors = OneTokenStep.inputs(token, attention_mask, position_ids, cache)
         key = tuple((t.shape, t.dtype) for t in tensors) + (torch.get_num_threads(),)
         if key not in self.compiled:
-            self.compiled[key] = compile_ahead_of_time(OneTokenStep(model, self.step), tensors)
+            self.compiled[key] = compile_ahead_of_time(module, tensors)
         library = self.compiled[key]
-        weights = dict(OneTokenStep(model, self.step).state_dict(keep_vars=True))
+        weights = dict(module.state_dict(keep_vars=True))
         library.load_constants(weights, check_full_update=True, user_managed=True)  # the current ones, no copy
         run = library.loader.boxed_run  # the call behind library(*tensors), without re-reading its input spec
 
         def compiled(model, token, attention_mask, position_ids, cache):
-            return run([token, attention_mask, position_ids, cache.slots, *cache.keys, *cache.values])[0]
+            return run(OneTokenStep.inputs(token, attention_mask, position_ids, cache))[0]
         return compiled
 
 
@@ -115,6 +116,11 @@ class OneTokenStep(nn.Module):
     def __init__(self, model, step):
         super().__init__()
         self.model, self.step = model, step
+
+    @staticmethod
+    def inputs(token, attention_mask, position_ids, cache) -> list:
+        """The step's arguments as ``forward`` takes them: a flat list of tensors."""
+        return [token, attention_mask, position_ids, cache.slots, *cache.keys, *cache.values]
 
     def forward(self, token, attention_mask, position_ids, slots, *keys_and_values):
         layers = len(keys_and_values) // 2

@@ -117,7 +117,8 @@ def test_the_compiled_step_reads_the_current_weights(model):
     try:
         with torch.no_grad():
             model.lm_head.bias[before[0, 3:]] -= 100.0  # in place: the tokens picked so far become unlikely
-            model.transformer.h[0].mlp.fc_in.weight = torch.nn.Parameter(torch.randn_like(saved["transformer.h.0.mlp.fc_in.weight"]))
+            replaced = torch.randn_like(saved["transformer.h.0.mlp.fc_in.weight"])
+            model.transformer.h[0].mlp.fc_in.weight = torch.nn.Parameter(replaced)  # a new tensor, not in place
         after = gt.generate(model, ids, max_new_tokens=10, fast=True)
         assert not torch.equal(after, before)
         assert torch.equal(after, gt.generate(model, ids, max_new_tokens=10))
