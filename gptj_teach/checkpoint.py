@@ -4,8 +4,16 @@ A checkpoint directory holds ``config.json`` and the weights in one of four form
 sharded ``model-0000k-of-0000n.safetensors`` with ``model.safetensors.index.json``, ``pytorch_model.bin``, or
 sharded ``.bin`` files with their index. The real GPT-J 6B in fp16 is one 12.1 GB ``pytorch_model.bin``, more
 than the 12.7 GB of RAM of a free Colab machine can hold twice; so the model is first built on the *meta*
-device (shapes only, no memory), and each tensor is read (memory-mapped), converted to the target dtype and
-device, and put in place before the next one is read.
+device (shapes only, no memory), and then filled from a memory map of each file, one tensor at a time:
+
+- a tensor that already has the dtype and device asked for is used as it is, a view of the file's pages (no
+  copy at all: the disk is read when the first forward pass touches the weights);
+- any other tensor is converted (to another dtype, or onto the GPU), and the file's pages it was read from are
+  handed back to the OS before the next one is read.
+
+The map is private (copy-on-write): training the loaded model changes this process's copy, never the file.
+Saving over the file the model was loaded from is safe with ``save_pretrained`` (it writes a new file and
+renames it); writing into that file in place would change or cut the weights under the running model.
 
 Only safe formats are read: safetensors, or pickles through ``torch.load(weights_only=True)``.
 
@@ -60,7 +68,8 @@ def load(name_or_path="tiny", revision=None, dtype=None, device=None, progress=N
     is the 12.1 GB half-precision branch). dtype: default float32. device: default "cpu".
     cls: the class to build (or its name): ``GPTJForCausalLM`` (default), ``GPTJForSequenceClassification``,
     ``GPTJForQuestionAnswering`` (checkpoints saved with that head), or ``GPTJModel`` (the body of any of them).
-    Returns (model in eval mode, tokenizer).
+    Returns (model in eval mode, tokenizer). On the CPU in the file's own dtype, the weights are the file's pages,
+    memory-mapped: this returns at once, and the first forward pass reads them from disk.
     """
     cls = CLASSES.get(cls) if isinstance(cls, str) else cls
     if cls not in CLASSES.values():
@@ -176,8 +185,9 @@ def read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
 
 def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     """A safetensors file is 8 bytes (little-endian header length), a JSON header (name -> dtype, shape, byte
-    offsets) and the raw bytes of every tensor. Each tensor's bytes are read with a plain file read (no memory
-    map) straight into a new tensor of the file's dtype: host RAM holds that one tensor, once."""
+    offsets) and the raw bytes of every tensor. The file is memory-mapped copy-on-write (the same private map as
+    ``torch.load(mmap=True)``), and each tensor is a view of its own bytes: nothing is read from disk until the
+    tensor is used, and host RAM never holds a second copy."""
     with open(path, "rb") as f:
         header_length = int.from_bytes(f.read(8), "little")
         data_bytes = os.fstat(f.fileno()).st_size - 8 - header_length
@@ -185,15 +195,19 @@ def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
             raise CheckpointError(f"{path} is not a safetensors file: its header claims {header_length} bytes "
                                   f"(the file is truncated, or another format)")
         header = json.loads(f.read(header_length))
-        entries = check_safetensors_header(path, header, data_bytes)  # every size checked before any allocation
-        for name, (dtype, shape, start, end) in entries:
-            f.seek(8 + header_length + start)
-            tensor = torch.empty(shape, dtype=dtype)
-            data = tensor.reshape(-1).view(torch.uint8).numpy()  # the tensor's own bytes, as a writable buffer
-            if f.readinto(data) != data.nbytes:  # its size was checked against the header: a short read
-                raise CheckpointError(f"{path} ends inside tensor {name!r}: the file is truncated or corrupt; "
-                                      "download or save it again")
-            yield name, tensor
+        entries = check_safetensors_header(path, header, data_bytes)  # every size checked before any tensor is made
+        mapped = torch.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY), dtype=torch.uint8)
+    for name, (dtype, shape, start, end) in entries:
+        yield name, tensor_from(mapped.untyped_storage(), 8 + header_length + start, end - start, dtype, shape)
+
+
+def tensor_from(storage: torch.UntypedStorage, offset: int, nbytes: int, dtype, shape) -> torch.Tensor:
+    """A tensor of ``nbytes`` bytes of ``storage`` from ``offset``, in its own storage that shares those bytes
+    (so ``torch.save`` or ``copy.deepcopy`` of one weight copies that weight, not the whole file)."""
+    piece = storage[offset:offset + nbytes]  # shares the bytes, and keeps the map open while it lives
+    if offset % dtype.itemsize:  # the format does not promise alignment: copy into new (aligned) memory
+        return torch.empty(0, dtype=torch.uint8).set_(piece).clone().view(dtype).view(shape)
+    return torch.empty(0, dtype=dtype).set_(piece).view(shape)
 
 
 def check_safetensors_header(path: Path, header, data_bytes: int) -> list:
@@ -224,29 +238,32 @@ def check_safetensors_header(path: Path, header, data_bytes: int) -> list:
 
 def read_pickle(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     """A ``pytorch_model.bin`` (a zip of pickled tensors), memory-mapped and read with weights_only=True: no
-    code in the file runs. After each tensor is used its pages are handed back to the OS (``release_pages``).
-    Files from torch < 1.6 are not zips and cannot be memory-mapped: they are read whole (they are small)."""
-    mapped = zipfile.is_zipfile(path)
-    state = torch.load(path, map_location="cpu", mmap=mapped, weights_only=True)
+    code in the file runs. Files from torch < 1.6 are not zips and cannot be memory-mapped: they are read whole
+    (they are small)."""
+    state = torch.load(path, map_location="cpu", mmap=is_mapped(path), weights_only=True)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict (tensor name -> tensor)")
     for name, tensor in state.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
             raise CheckpointError(f"{path} maps {name!r} to a {type(tensor).__name__}: a state dict holds tensors")
         yield name, tensor
-        if mapped:
-            release_pages(tensor)
+
+
+def is_mapped(path: Path) -> bool:
+    """Whether ``read_tensors`` memory-maps this file: safetensors always, pickles when they are zips."""
+    return path.suffix == ".safetensors" or zipfile.is_zipfile(path)
 
 
 def release_pages(tensor: torch.Tensor) -> None:
-    """Let Linux drop the resident pages of a memory-mapped, unmodified tensor (they are re-read from the file if
-    touched again). Without this, every page of a 12 GB ``.bin`` read once stays counted in the process's RAM."""
-    if sys.platform != "linux" or tensor.numel() == 0:
+    """Let Linux drop the resident pages of a memory-mapped tensor that was copied and not changed (they are
+    re-read from the file if touched again). Without this, every page of a 12 GB checkpoint read once stays
+    counted in the process's RAM. Only the pages wholly inside the tensor are dropped, never a neighbour's."""
+    if sys.platform != "linux" or tensor.nbytes < mmap.PAGESIZE:
         return
-    storage = tensor.untyped_storage()
-    start = storage.data_ptr() - storage.data_ptr() % mmap.PAGESIZE
-    length = storage.data_ptr() + storage.nbytes() - start
-    ctypes.CDLL(None).madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), 4)  # 4: MADV_DONTNEED
+    start = -(-tensor.data_ptr() // mmap.PAGESIZE) * mmap.PAGESIZE  # rounded up to a page
+    end = (tensor.data_ptr() + tensor.nbytes) // mmap.PAGESIZE * mmap.PAGESIZE  # rounded down
+    if end > start:
+        ctypes.CDLL(None).madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), 4)  # 4: MADV_DONTNEED
 
 
 def load_weights(cls, config, directory, dtype, device, progress=None):
@@ -259,9 +276,11 @@ def load_weights(cls, config, directory, dtype, device, progress=None):
     show = progress if progress is not None else total > PROGRESS_BYTES
     with tqdm(total=total, unit="B", unit_scale=True, desc="loading", disable=not show) as bar:
         for path in files:
-            mapped = path.suffix != ".safetensors"  # .bin tensors are views of a memory map: copy them
+            mapped = is_mapped(path)
             for name, tensor in read_tensors(path):
-                put_tensor(model, expected, name, tensor, dtype, device, copy=mapped)
+                kept = put_tensor(model, expected, name, tensor, dtype, device)
+                if mapped and not kept:
+                    release_pages(tensor)  # converted: its pages of the file are not needed any more
                 bar.update(tensor.nbytes)
     missing = [name for name, t in expected.items() if t.is_meta]
     if missing:
@@ -270,16 +289,15 @@ def load_weights(cls, config, directory, dtype, device, progress=None):
     return model
 
 
-def put_tensor(model, expected, name, tensor, dtype, device, copy=True) -> None:
-    """Check one tensor's name and shape against the model, convert it, and put it in place.
-
-    copy=False: ``tensor`` is ours to keep, so when it already has the wanted dtype and device it is used as is."""
+def put_tensor(model, expected, name, tensor, dtype, device) -> bool:
+    """Check one tensor's name and shape against the model, convert it, and put it in place. A tensor that
+    already has the wanted dtype and device is put in as it is. Returns whether it was (False: converted)."""
     if name.endswith(LEGACY_BUFFERS):
-        return  # old checkpoints stored the causal mask; ours is built on the fly
+        return False  # old checkpoints stored the causal mask; ours is built on the fly
     if isinstance(model, GPTJModel) and name.startswith("transformer."):
         name = name.removeprefix("transformer.")  # the body of a checkpoint saved with a head
     elif isinstance(model, GPTJModel) and name.split(".")[0] in ("lm_head", "score", "qa_outputs"):
-        return  # a head: not part of the body
+        return False  # a head: not part of the body
     if name not in expected:
         hint = " (keys of a GPTJModel lack the 'transformer.' prefix)" if f"transformer.{name}" in expected else ""
         raise CheckpointError(f"unexpected weight {name!r} in the checkpoint{hint}: was it saved with another head? "
@@ -288,6 +306,7 @@ def put_tensor(model, expected, name, tensor, dtype, device, copy=True) -> None:
         raise CheckpointError(f"{name!r} has shape {tuple(tensor.shape)} in the checkpoint but the config asks for "
                               f"{tuple(expected[name].shape)}: config.json and the weights do not belong together")
     module_name, _, attr = name.rpartition(".")
-    value = tensor.to(device=device, dtype=dtype, copy=copy)  # copy: never keep a view of a memory map
+    value = tensor.to(device=device, dtype=dtype)  # the tensor itself when nothing changes
     setattr(model.get_submodule(module_name), attr, torch.nn.Parameter(value, requires_grad=value.is_floating_point()))
     expected[name] = value
+    return value is tensor

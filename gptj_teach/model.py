@@ -97,7 +97,9 @@ class GPTJPreTrained(nn.Module):
         config.dtype = self.dtype  # the dtype to compute in; `dtype` only sets how the weights are stored
         config.save_pretrained(path)
         state = {name: t.detach().to("cpu", dtype or t.dtype).contiguous() for name, t in self.state_dict().items()}
-        save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+        # A new file renamed over the old one: a model loaded from the old file keeps reading it (a memory map)
+        save_file(state, str(path / "model.safetensors.tmp"), metadata={"format": "pt"})
+        (path / "model.safetensors.tmp").replace(path / "model.safetensors")
         return path
 
     @torch.no_grad()

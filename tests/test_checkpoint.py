@@ -2,6 +2,8 @@
 
 import copy
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ from conftest import make_config, make_pair
 
 import gptj_teach as gt
 from gptj_teach import reference as ref
-from gptj_teach.checkpoint import CheckpointError
+from gptj_teach.checkpoint import CheckpointError, read_safetensors
 
 IDS = torch.tensor([[5, 17, 33, 2, 90, 41, 7]])
 
@@ -91,14 +93,75 @@ def test_fp16_save_loads_back_as_fp32(reference, tmp_path):
         assert (model(IDS).logits - logits).abs().max() < 1e-2  # fp16 rounding of the weights only
 
 
-def test_loading_does_not_keep_views_of_the_file(reference, tmp_path):
+def save(model, path, layout):
+    if layout == "bin":
+        save_bin(model, path)
+    else:
+        model.save_pretrained(path, max_shard_size="20KB" if layout == "sharded-safetensors" else "5GB")
+
+
+def mapped_from(directory: Path) -> list[tuple[int, int]]:
+    """The address ranges of this process's memory maps of files in ``directory`` (Linux' /proc/self/maps)."""
+    ranges = []
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and Path(fields[5]).parent == directory:
+            start, end = (int(address, 16) for address in fields[0].split("-"))
+            ranges.append((start, end))
+    return ranges
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads Linux's /proc/self/maps")
+@pytest.mark.parametrize("layout", ["sharded-safetensors", "bin"])
+def test_weights_already_in_the_wanted_dtype_are_the_file_s_own_pages(reference, tmp_path, layout):
+    save(copy.deepcopy(reference[0]).half(), tmp_path, layout)
+    kept, _ = gt.load(tmp_path, dtype=torch.float16)  # the file's dtype, on the CPU: no copy
+    converted, _ = gt.load(tmp_path, dtype=torch.float32)
+    maps = mapped_from(tmp_path)
+    def in_the_file(p):
+        return any(start <= p.data_ptr() < end for start, end in maps)
+    assert all(in_the_file(p) for p in kept.parameters())
+    assert all(p.untyped_storage().nbytes() == p.nbytes for p in kept.parameters())  # torch.save(p) saves p alone
+    assert not any(in_the_file(p) for p in converted.parameters())
+
+
+@pytest.mark.parametrize("layout", ["safetensors", "bin"])
+def test_the_model_outlives_the_files_it_was_loaded_from(reference, tmp_path, layout):
     hf, logits = reference
-    save_bin(hf, tmp_path)
-    model, _ = gt.load(tmp_path)
+    save(hf, tmp_path, layout)
+    model, _ = gt.load(tmp_path)  # fp32, like the file: the weights are views of its memory map
     for path in tmp_path.iterdir():
-        path.unlink()  # the model must not depend on the memory-mapped file any more
+        path.unlink()
     with torch.no_grad():
         assert (model(IDS).logits - logits).abs().max() <= 1e-5
+
+
+def test_training_and_saving_over_the_loaded_file_leave_each_other_alone(reference, tmp_path):
+    """The map is copy-on-write: changing a loaded weight leaves the file as it was. And save_pretrained writes a
+    new file and renames it, so the model still reads the old one (written in place, the half-size fp16 file
+    would cut the map short under the model: a bus error at its next forward)."""
+    hf, logits = reference
+    hf.save_pretrained(tmp_path)
+    model, _ = gt.load(tmp_path)
+    with torch.no_grad():
+        model.lm_head.bias += 1.0
+        assert (gt.load(tmp_path)[0](IDS).logits - logits).abs().max() <= 1e-5  # the file is unchanged
+        model.save_pretrained(tmp_path, dtype=torch.float16)
+        assert (model(IDS).logits - (logits + 1.0)).abs().max() <= 1e-4
+        assert (gt.load(tmp_path)[0](IDS).logits - (logits + 1.0)).abs().max() < 1e-2  # fp16 rounding only
+
+
+def test_a_safetensors_tensor_at_an_unaligned_offset_is_read_right(tmp_path):
+    """The format does not promise that a tensor starts at a multiple of its item size: such a tensor is copied
+    (a view of the map would have to be unaligned, which torch refuses)."""
+    values = torch.arange(6, dtype=torch.float32)
+    header = json.dumps({"odd": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},
+                         "x": {"dtype": "F32", "shape": [2, 3], "data_offsets": [1, 25]}}).encode()
+    header += b" " * (-len(header) % 8)  # the data starts 8-aligned, so "x" starts at an odd byte
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + bytes([7]) + values.numpy().tobytes())
+    tensors = dict(read_safetensors(path))
+    assert torch.equal(tensors["x"], values.view(2, 3)) and tensors["odd"].tolist() == [7]
 
 
 def test_hub_id_goes_through_huggingface_hub(reference, tmp_path, monkeypatch):
