@@ -38,16 +38,21 @@ import gptj_teach as gt
 sys.path.insert(0, str(Path(__file__).parent))
 from gpu_decode import CONFIGS  # noqa: E402
 
-MEASURE = """
-import json, pathlib, sys, tempfile, time, torch, transformers, gptj_teach as gt
-def high_water_mark():  # the peak RSS of this process so far (VmHWM; ru_maxrss would include the parent's)
-    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
-    return int(line.split()[1]) * 1024
+# The forward both libraries' loads are timed to (the same three tokens, finished on the GPU too).
+FIRST_FORWARD = """
 def first_forward(model):
     with torch.inference_mode():
         model(torch.tensor([[1, 2, 3]], device=sys.argv[2]))
     if sys.argv[2] == "cuda":
         torch.cuda.synchronize()
+"""
+
+MEASURE = """
+import json, pathlib, sys, tempfile, time, torch, transformers, gptj_teach as gt
+def high_water_mark():  # the peak RSS of this process so far (VmHWM; ru_maxrss would include the parent's)
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
+    return int(line.split()[1]) * 1024
+""" + FIRST_FORWARD + """
 # Warm up: load a 60 kB checkpoint of the same layout first and run it, so that the tokenizer, the library code
 # that loading and the forward run (a CUDA build of torch maps ~0.1 GB more of it) and the allocator's first
 # arenas count in the baseline, not as the cost of holding the weights.
@@ -77,17 +82,15 @@ print(json.dumps({"load_s": loaded, "load_and_first_forward_s": seconds, "baseli
 MEASURE_TRANSFORMERS = """
 import json, sys, tempfile, time, torch, transformers
 transformers.logging.set_verbosity_error()
-with tempfile.TemporaryDirectory() as warm:  # warm up as for ours: the library code loading runs, imported once
+""" + FIRST_FORWARD + """
+with tempfile.TemporaryDirectory() as warm:  # warm up as for ours: the code loading and the forward run, imported once
     transformers.GPTJForCausalLM(transformers.GPTJConfig(n_embd=32, n_head=2, rotary_dim=8, n_layer=1,
                                                          vocab_size=64)).save_pretrained(warm)
-    transformers.GPTJForCausalLM.from_pretrained(warm, dtype=torch.float16, device_map=sys.argv[2])
+    first_forward(transformers.GPTJForCausalLM.from_pretrained(warm, dtype=torch.float16, device_map=sys.argv[2]))
 start = time.perf_counter()
 model = transformers.GPTJForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float16, device_map=sys.argv[2])
 loaded = time.perf_counter() - start
-with torch.inference_mode():
-    model(torch.tensor([[1, 2, 3]], device=sys.argv[2]))
-if sys.argv[2] == "cuda":
-    torch.cuda.synchronize()
+first_forward(model)
 print(json.dumps({"load_s": loaded, "load_and_first_forward_s": time.perf_counter() - start}))
 """
 
@@ -158,7 +161,7 @@ def main(argv=None):
              "transformers-sharded-safetensors": (MEASURE_TRANSFORMERS, paths["sharded-safetensors"])}
     runs = {name: [] for name in loads}
     for round_ in range(args.repeats):
-        names = list(loads)[round_ % 3:] + list(loads)[:round_ % 3]  # rotate: none always follows the same one
+        names = list(loads)[round_ % len(loads):] + list(loads)[:round_ % len(loads)]  # none always follows one
         for name in names:
             script, path = loads[name]
             drop_page_cache(path)

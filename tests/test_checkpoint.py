@@ -43,17 +43,21 @@ def save_bin(model, path, shards=1):
     (path / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
 
 
+def save(model, path, layout):
+    """``model`` written in one of the four layouts a checkpoint directory can have."""
+    if layout.endswith("bin"):
+        save_bin(model, path, shards=3 if layout == "sharded-bin" else 1)
+    else:
+        model.save_pretrained(path, max_shard_size="20KB" if layout == "sharded-safetensors" else "5GB")
+
+
 @pytest.mark.parametrize("layout", ["safetensors", "sharded-safetensors", "bin", "sharded-bin"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_transformers_checkpoints_load_and_give_the_reference_logits(reference, tmp_path, layout, dtype):
     hf = copy.deepcopy(reference[0]).to(dtype)
-    if layout == "safetensors":
-        hf.save_pretrained(tmp_path)
-    elif layout == "sharded-safetensors":
-        hf.save_pretrained(tmp_path, max_shard_size="20KB")
+    save(hf, tmp_path, layout)
+    if layout == "sharded-safetensors":
         assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
-    else:
-        save_bin(hf, tmp_path, shards=3 if layout == "sharded-bin" else 1)
     model, tok = gt.load(tmp_path, dtype=dtype)
     with torch.no_grad():
         theirs = ref.from_pretrained(tmp_path, dtype=dtype)(IDS).logits  # eager: fp32 scores, like our plain path
@@ -91,13 +95,6 @@ def test_fp16_save_loads_back_as_fp32(reference, tmp_path):
     assert model.dtype == torch.float32
     with torch.no_grad():
         assert (model(IDS).logits - logits).abs().max() < 1e-2  # fp16 rounding of the weights only
-
-
-def save(model, path, layout):
-    if layout == "bin":
-        save_bin(model, path)
-    else:
-        model.save_pretrained(path, max_shard_size="20KB" if layout == "sharded-safetensors" else "5GB")
 
 
 def mapped_from(directory: Path) -> list[tuple[int, int]]:
