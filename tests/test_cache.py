@@ -58,7 +58,10 @@ def test_logits_to_keep_computes_only_the_last_rows(model):
     ids = torch.randint(1, 97, (2, 9))
     full = model(ids).logits
     last = model(ids, logits_to_keep=1).logits
-    assert last.shape == (2, 1, model.config.vocab_size) and torch.equal(last[:, 0], full[:, -1])
+    assert last.shape == (2, 1, model.config.vocab_size)
+    # Not bit-equal: a 1-row and a 9-row matmul may take different BLAS kernels (another summation order), so the
+    # last row differs from the full pass's by a few fp32 ulps on some CPUs (seen on AMD EPYC with MKL)
+    torch.testing.assert_close(last[:, 0], full[:, -1])
     with pytest.raises(gt.InputError, match="logits_to_keep"):
         model(ids, labels=ids, logits_to_keep=1)
 
