@@ -53,44 +53,65 @@ STUDENT ?= student
 student: $(VENV)/.ready
 	$(PY) -m gptj_teach student --source notebooks --out $(STUDENT)
 
+# Two pytest workers (pytest-xdist), one thread each: two cores busy without either waiting on the other's threads.
+# --dist loadfile keeps each file on one worker, so a notebook's cells run in order in one kernel. A thread count
+# set in the environment wins (OMP_NUM_THREADS=2 make test); no test or saved output depends on it.
+WORKERS ?= 2
+export OMP_NUM_THREADS ?= 1
+XDIST = -n $(WORKERS) --dist loadfile
 test: $(VENV)/.ready
 	$(PY) -c "import torch, transformers as t; print('lock: torch', torch.__version__, '/ transformers', t.__version__)"
-	$(PY) -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
+	$(PY) -m pytest tests notebooks $(NBVAL) $(XDIST) $(PYTEST_ARGS)
+
+# Another kernel path on the same machine: ATen's scalar kernels instead of AVX2/AVX512, MKL's compatible code path
+# (another blocking and summation order), one thread. A test or saved output that holds on one CPU's kernels only
+# fails here, not on a learner's laptop. The browser tests check HTML, not numbers: they run in the gate alone.
+KERNELS := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1
+.PHONY: test-kernels
+test-kernels: $(VENV)/.ready
+	$(KERNELS) $(PY) -c "import torch; print('kernels:', torch.backends.cpu.get_cpu_capability(), 'ATen,', \
+		torch.get_num_threads(), 'thread')"
+	$(KERNELS) $(PY) -m pytest tests notebooks $(NBVAL) $(XDIST) --ignore=tests/browser $(PYTEST_ARGS)
 
 # Build the wheel and sdist, install the wheel in a fresh venv outside the repo, use it from there.
 smoke: $(VENV)/.ready
 	$(PY) scripts/wheel_smoke.py
 
 # The lock is universal (every platform and Python that pyproject allows). torch stays at the version pinned
-# below; its CUDA runtime wheels are left out, since they belong to one build of torch and not another.
+# below; its CUDA runtime wheels are left out, since they belong to one build of torch and not another. The
+# versions already locked are kept where pyproject still allows them (a new dependency adds only itself and what it
+# needs); `make lock UPGRADE=1` moves every package to its newest release.
 TORCH_LOCK_VERSION ?= 2.13.0
 lock:
 	test -x $(UV) || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }
 	echo "torch==$(TORCH_LOCK_VERSION)" > $(VENV)/torch-pin.txt
+	cp $(LOCK) $(VENV)/lock-preferences.txt
+	$(UV) pip compile pyproject.toml --universal --extra test --extra colab --extra crosscheck -c $(VENV)/torch-pin.txt \
+	    --no-annotate --no-header --quiet $(if $(UPGRADE),--upgrade) -o $(VENV)/lock-preferences.txt
 	{ echo "# Exact versions of every package that set-up installs (make lock writes this file; do not edit)."; \
 	  echo "# From pyproject.toml's ranges with extras test + colab + crosscheck, for every platform; torch's CUDA wheels left out."; \
-	  $(UV) pip compile pyproject.toml --universal --extra test --extra colab --extra crosscheck -c $(VENV)/torch-pin.txt \
-	    --no-annotate --no-header --quiet | grep -vE '^(nvidia-|triton|cuda-)'; } > $(LOCK).new
+	  grep -vE '^(#|nvidia-|triton|cuda-)' $(VENV)/lock-preferences.txt; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
 
-# CI's version matrix: the same suite, browser tests aside, in a fresh venv at the lowest versions pyproject
-# allows (lowest-direct: each dependency we name at its minimum) and at the newest released (the canary that
-# meets the next transformers before a user does). torch comes from PyPI there (a CUDA build on Linux: it runs
-# on the CPU too), unless pip's find-links folder or the PyTorch CPU index offers that version.
-# TransformerLens 3.9.0 (the cross-check of inspect.py) needs transformers >= 5.9: the lowest run leaves it out.
+# CI's version matrix: the tests and notebooks that call a dependency's moving API (marker `reference`, listed in
+# tests/conftest.py), in a fresh venv at the lowest versions pyproject allows (lowest-direct: each dependency we
+# name at its minimum) and at the newest released (the canary that meets the next transformers before a user
+# does). torch comes from PyPI there (a CUDA build on Linux: it runs on the CPU too), unless pip's find-links
+# folder or the PyTorch CPU index offers that version.
+# TransformerLens 3.9.0 (the cross-check of activations.py) needs transformers >= 5.9: the lowest run leaves it out.
 MATRIX_lowest := --resolution lowest-direct
 MATRIX_newest := --upgrade
 EXTRAS_lowest := test
 EXTRAS_newest := test,crosscheck
-MARKS_lowest := not lock and not crosscheck
-MARKS_newest := not lock
+MARKS_lowest := reference and not lock and not crosscheck
+MARKS_newest := reference and not lock
 .PHONY: test-lowest test-newest
 test-lowest test-newest: test-%: $(VENV)/.ready
 	rm -rf $(VENV)-$*
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)-$*
 	$(UV) pip install --quiet --python $(VENV)-$*/bin/python $(MATRIX_$*) -e ".[$(EXTRAS_$*)]"
 	$(VENV)-$*/bin/python -c "import torch, transformers as t; print('$*: torch', torch.__version__, '/ transformers', t.__version__)"
-	$(VENV)-$*/bin/python -m pytest tests notebooks $(NBVAL) --ignore=tests/browser -m "$(MARKS_$*)" \
+	$(VENV)-$*/bin/python -m pytest tests notebooks $(NBVAL) $(XDIST) --ignore=tests/browser -m "$(MARKS_$*)" \
 		$(PYTEST_ARGS)
 
 # The lock with one package moved (CI: PIN=transformers==5.23.0, the release before 5.24 rewrote its GPT-J):
@@ -108,7 +129,7 @@ test-pinned: $(VENV)/.ready
 	$(UV) pip install --quiet --python $(VENV)-pinned/bin/python -r $(LOCK) --overrides $(VENV)-pinned/override.txt
 	$(UV) pip install --quiet --python $(VENV)-pinned/bin/python --no-deps -e .
 	$(VENV)-pinned/bin/python -c "import torch, transformers as t; print('$(PIN): torch', torch.__version__, '/ transformers', t.__version__)"
-	$(VENV)-pinned/bin/python -m pytest $(PINNED_TESTS) $(NBVAL) $(PYTEST_ARGS)
+	$(VENV)-pinned/bin/python -m pytest $(PINNED_TESTS) $(NBVAL) $(XDIST) $(PYTEST_ARGS)
 
 wheel: $(VENV)/.ready
 	rm -rf dist
