@@ -43,8 +43,9 @@ import difflib
 
 import torch
 
-from .checks import check_causal_lm, describe
+from .checks import describe
 from .errors import InputError, InputTypeError
+from .model import check_causal_lm
 
 LAYER_POINTS = {  # name after "h.i." -> (module inside block i, "input" or "output", split into heads?)
     "resid_pre": ("", "input", False), "ln_1": ("ln_1", "output", False),

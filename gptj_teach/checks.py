@@ -71,24 +71,15 @@ def check_positive(value, name: str) -> float:
     return float(value)
 
 
-def check_causal_lm(model) -> None:
-    """One of our causal LMs (the functions that read its lm_head or its activations need one)."""
-    from .model import GPTJForCausalLM  # a late import: model.py imports this module
-
-    if not isinstance(model, GPTJForCausalLM):
-        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
-                             "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers")
-
-
-def check_token_ids(ids, name: str, vocab_size: int, min_length: int = 1) -> torch.Tensor:
-    """A 1-D integer tensor of at least ``min_length`` token ids in [0, vocab_size) (a corpus, a held-out set).
-    Returns it as int64, the type the loss takes its targets in."""
-    ids = check_tensor(ids, name, 1).long()
-    if len(ids) < min_length:
-        raise InputError(f"{name} holds {len(ids)} tokens; at least {min_length} are needed")
-    if len(ids) and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise InputError(f"{name} holds ids outside the model's vocabulary [0, {vocab_size}): was it encoded with "
-                         "the vocabulary this model was built for (CompactVocabulary.encode)?")
+def check_token_ids(ids, name: str, vocab_size: int, min_length: int = 1, dims: int | None = 1) -> torch.Tensor:
+    """An integer tensor of ``dims`` dimensions (a corpus, a held-out set: 1) with at least ``min_length`` token
+    ids, each in [0, vocab_size). Returns it as int64, the type the loss takes its targets in."""
+    ids = check_tensor(ids, name, dims).long()
+    if ids.numel() < min_length:
+        raise InputError(f"{name} holds {ids.numel()} tokens; at least {min_length} are needed")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise InputError(f"{name} holds ids from {ids.min().item()} to {ids.max().item()}, outside [0, {vocab_size}): "
+                         "were they encoded with the vocabulary this model was built for (CompactVocabulary.encode)?")
     return ids
 
 

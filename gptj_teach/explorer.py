@@ -17,8 +17,9 @@ import ipywidgets as widgets
 import torch
 
 from .activations import run_with_cache
-from .checks import check_causal_lm, check_tokenizer
+from .checks import check_tokenizer
 from .circuits import dla_term, head_outputs
+from .model import check_causal_lm
 from .errors import InputTypeError
 from .viz import token_labels
 

@@ -21,11 +21,11 @@ from functools import partial
 import torch
 
 from .cache import DynamicCache
-from .checks import (check_attention_mask, check_causal_lm, check_flag, check_input_ids, check_number, check_text,
+from .checks import (check_attention_mask, check_flag, check_input_ids, check_number, check_text,
                      check_tokenizer, check_whole)
 from .errors import InputError
 from .fast import compiled_step, key_mask, static_cache
-from .model import positions_from_mask
+from .model import check_causal_lm, positions_from_mask
 from .sampling import next_token
 
 

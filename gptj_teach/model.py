@@ -302,3 +302,11 @@ class GPTJForQuestionAnswering(GPTJPreTrained):
                     + F.cross_entropy(end, end_positions.view(-1).clamp(0, ignored), ignore_index=ignored)) / 2
         return QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
                                             hidden_states=out.hidden_states, attentions=out.attentions)
+
+
+def check_causal_lm(model) -> None:
+    """One of our causal LMs: what generation, the activation hooks, training and the circuits read (here, not in
+    checks.py, which this module imports)."""
+    if not isinstance(model, GPTJForCausalLM):
+        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
+                             "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers")

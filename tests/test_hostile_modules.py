@@ -16,7 +16,8 @@ import torch  # noqa: E402
 from conftest import make_config, make_pair  # noqa: E402
 
 import gptj_teach as gt  # noqa: E402
-from gptj_teach import activations, bertviz_views, circuits, exercises, memory, training, viz  # noqa: E402
+from gptj_teach import (activations, bertviz_views, circuits, corpus, exercises, induction, memory,  # noqa: E402
+                        training, viz)
 from gptj_teach.errors import GPTJTeachError, InputError, InputTypeError  # noqa: E402
 
 IDS = torch.tensor([[5, 17, 33, 2, 90, 41]])
@@ -161,6 +162,30 @@ def test_negative_positions_still_count_from_the_end(model, run):
     assert torch.equal(circuits.logit_difference(logits, 3, 7, pos=-1), circuits.logit_difference(logits, 3, 7, pos=5))
     labels, values = circuits.direct_logit_attribution(model, cache, 3, 7, pos=-1)
     assert torch.allclose(values.sum(0), logits[:, -1, 3] - logits[:, -1, 7], atol=1e-4)
+
+
+@pytest.mark.parametrize("arguments, word", [
+    (dict(n=1), "n must be >= 2"), (dict(every=0), "every must be >= 1"), (dict(lr=-1.0), "lr must be > 0"),
+    (dict(steps=-1), "steps must be >= 0"), (dict(config="small"), "config must be"),
+    (dict(n=40, config=make_config("small")), r"n_positions \(64\) must be at least 2 n = 80"), (dict(callback=3), "callback"),
+])
+def test_train_induction_refuses_settings_that_divide_by_zero_or_cannot_fit(arguments, word):
+    with pytest.raises(GPTJTeachError, match=word):
+        induction.train_induction(**{"steps": 0, "n": 8, **arguments})
+
+
+# ---- the corpus ------------------------------------------------------------------------------------------------
+def test_the_corpus_functions_refuse_by_name():
+    vocab = corpus.CompactVocabulary(torch.tensor([3, 5, 5, 9]), full_size=10)
+    assert vocab.encode(torch.tensor([9, 4])).tolist() == [2, 0] and vocab.decode(torch.tensor([1])).tolist() == [5]
+    for call, word in [(lambda: vocab.encode(torch.tensor([10])), "ids holds ids from 10 to 10"),
+                       (lambda: vocab.decode(torch.tensor([-1])), "compact holds ids"),
+                       (lambda: vocab.unseen_fraction([1, 2]), "ids must be a torch.Tensor"),
+                       (lambda: corpus.split_files([], every=0), "every must be >= 1"),
+                       (lambda: corpus.stdlib_files(3), "root must be"),
+                       (lambda: corpus.encode_files([], None), "tok must be a tokenizer")]:
+        with pytest.raises(GPTJTeachError, match=word):
+            call()
 
 
 # ---- activations ------------------------------------------------------------------------------------------------
