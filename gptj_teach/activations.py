@@ -43,7 +43,9 @@ import difflib
 
 import torch
 
+from .checks import describe
 from .errors import InputError, InputTypeError
+from .model import check_causal_lm
 
 LAYER_POINTS = {  # name after "h.i." -> (module inside block i, "input" or "output", split into heads?)
     "resid_pre": ("", "input", False), "ln_1": ("ln_1", "output", False),
@@ -58,11 +60,7 @@ MODEL_POINTS = {"embed": "transformer.wte", "ln_f": "transformer.ln_f", "logits"
 
 def hook_points(model) -> dict:
     """Every name -> (module, "input" or "output", heads to split into or None), in the order they run."""
-    from .model import GPTJForCausalLM  # a late import: model.py never needs this module
-
-    if not isinstance(model, GPTJForCausalLM):
-        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__} (wrap a "
-                             "transformers model with gt.GPTJForCausalLM.from_transformers(hf_model))")
+    check_causal_lm(model)
     points = {"embed": (model.get_submodule(MODEL_POINTS["embed"]), "output", None)}
     for i, block in enumerate(model.transformer.h):
         for name, (path, where, split) in LAYER_POINTS.items():
@@ -91,9 +89,11 @@ def edited(fn, x, heads, name):
     new = fn(seen)
     if new is None:
         return None
-    if not isinstance(new, torch.Tensor) or new.shape != seen.shape:
-        got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
-        raise InputError(f"the hook on {name!r} must return None or a tensor of shape {tuple(seen.shape)}, got {got}")
+    if not (isinstance(new, torch.Tensor) and new.shape == seen.shape and new.dtype == seen.dtype
+            and new.device == seen.device):
+        raise InputError(f"the hook on {name!r} must return None or a tensor of shape {tuple(seen.shape)} in "
+                         f"{seen.dtype} on {seen.device} (the activation's own), got {describe(new)}"
+                         + (f" on {new.device}" if isinstance(new, torch.Tensor) else ""))
     return new.reshape(x.shape)  # (batch, seq, n_embd) again where it was split
 
 
@@ -142,6 +142,16 @@ def check_hooks(hooks) -> list:
     return list(hooks.items())
 
 
+def check_name_list(names) -> list:
+    """names as a list: one name (a str), or a list or tuple of them."""
+    if isinstance(names, str):
+        return [names]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+        raise InputTypeError(f"names must be a name such as 'h.0.attn.pattern' or a list of them, got "
+                             f"{describe(names)}")
+    return list(names)
+
+
 def run_with_hooks(model, input_ids, hooks: dict):
     """Run the model with ``hooks``, {name: fn}: each fn(activation) returns its replacement (same shape), or None
     to leave it as it is. Returns the logits (batch, seq, vocab_size). Example, zero-ablate head 1 of layer 0::
@@ -164,7 +174,7 @@ def run_with_cache(model, input_ids, names=None, hooks=None):
     """
     pairs = check_hooks(hooks)
     points = hook_points(model)
-    names = list(points) if names is None else [names] if isinstance(names, str) else list(names)
+    names = list(points) if names is None else check_name_list(names)
     check_names(names, points, model.config.n_layer)
     cache = {}
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .checks import check_flag, check_indices, check_labels, check_whole
 from .viz import as_layers
 
 VENDOR = Path(__file__).parent / "vendor"
@@ -29,8 +30,11 @@ def head_view(attentions, tokens, layer=None, heads=None, offline=False, decimal
     ``offline=True`` needs no internet (see ``inline_scripts``). Other keywords go to bertviz.
     """
     from bertviz import head_view as bertviz_head_view
-    maps = as_layers(attentions)
+    maps, tokens, decimals = view_inputs(attentions, tokens, offline, decimals)
+    layer = None if layer is None else check_whole(layer, "layer", 0, len(maps) - 1)
+    heads = None if heads is None else check_indices(heads, "heads", maps.shape[1])
     kw.setdefault("include_layers", default_layers(len(maps), layer))
+    check_indices(kw["include_layers"], "include_layers", len(maps))
     view = bertviz_head_view(rounded(maps, decimals), list(tokens), layer=layer, heads=heads,
                              prettify_tokens=False, html_action="return", **kw)
     return finish(view.data, offline)
@@ -39,11 +43,19 @@ def head_view(attentions, tokens, layer=None, heads=None, offline=False, decimal
 def model_view(attentions, tokens, offline=False, decimals=3, **kw):
     """bertviz's model view: a thumbnail per layer and head; click one to see it large. Arguments as ``head_view``."""
     from bertviz import model_view as bertviz_model_view
-    maps = as_layers(attentions)
+    maps, tokens, decimals = view_inputs(attentions, tokens, offline, decimals)
     kw.setdefault("include_layers", default_layers(len(maps)))
+    check_indices(kw["include_layers"], "include_layers", len(maps))
     view = bertviz_model_view(rounded(maps, decimals), list(tokens), prettify_tokens=False,
                               html_action="return", **kw)
     return finish(fit_width(view.data), offline)
+
+
+def view_inputs(attentions, tokens, offline, decimals):
+    """The arguments both views share, checked: (maps (layers, heads, q, k), one label per position, decimals)."""
+    maps = as_layers(attentions)
+    check_flag(offline, "offline")
+    return maps, check_labels(tokens, maps, exact=True), check_whole(decimals, "decimals", 1, 15)  # 0: all 0 or 1
 
 
 FIXED_SVG = re.compile(r'(\.append\(\s*[\'"]svg[\'"]\s*\))\s*\.attr\("width", DIV_WIDTH\)\s*'

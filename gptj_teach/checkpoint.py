@@ -12,8 +12,9 @@ device (shapes only, no memory), and then filled from a memory map of each file,
   handed back to the OS before the next one is read.
 
 The map is private (copy-on-write): training the loaded model changes this process's copy, never the file.
-Saving over the file the model was loaded from is safe with ``save_pretrained`` (it writes a new file and
-renames it); writing into that file in place would change or cut the weights under the running model.
+Saving over the file the model was loaded from is safe with ``save_pretrained`` (it writes new files and
+renames them, ``saving.py``); writing into that file in place would change or cut the weights under the
+running model.
 
 Only safe formats are read: safetensors, or pickles through ``torch.load(weights_only=True)``.
 
@@ -46,8 +47,8 @@ from .tokenizer import load_tokenizer
 
 TINY = Path(__file__).parent / "checkpoints" / "tiny"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
-                "pytorch_model.bin")  # in order of preference
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")  # in transformers' order of preference
 PROGRESS_BYTES = 200e6  # show a progress bar for loads above this size
 SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
                       "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
@@ -145,14 +146,25 @@ def read_config(directory: Path) -> GPTJConfig:
 
 
 def weight_files(directory: Path) -> list[Path]:
-    """The weight files of a checkpoint, shards in order."""
-    for name in WEIGHT_FILES:
-        path = Path(directory) / name
-        if path.exists() and name.endswith(".index.json"):
-            return [path.parent / f for f in shard_names(path)]
-        if path.exists():
-            return [path]
-    raise CheckpointError(f"no weights in {directory}: expected one of {', '.join(WEIGHT_FILES)}")
+    """The weight files of a checkpoint, shards in order. Safetensors are read before ``.bin`` (hub repositories
+    often ship both, the same weights twice, and ``transformers`` does the same), but a directory holding one
+    format both whole and sharded is refused: the two may be different models, and picking one is a guess."""
+    present = [name for name in WEIGHT_FILES if (Path(directory) / name).exists()]
+    if not present:
+        raise CheckpointError(f"no weights in {directory}: expected one of {', '.join(WEIGHT_FILES)}")
+    for whole in ("model.safetensors", "pytorch_model.bin"):
+        if whole in present and f"{whole}.index.json" in present:
+            raise CheckpointError(f"{directory} holds {whole} and {whole}.index.json: two checkpoints, whole and "
+                                  "sharded, that may differ. Delete the one you do not want (or save again)")
+    path = Path(directory) / present[0]
+    if not path.name.endswith(".index.json"):
+        return [path]
+    shards = [path.parent / name for name in shard_names(path)]
+    missing = [shard.name for shard in shards if not shard.exists()]
+    if missing:
+        raise CheckpointError(f"{path} names {len(missing)} shard(s) that are missing, first {missing[0]!r}: "
+                              "download or save the checkpoint again")
+    return shards
 
 
 def shard_names(index: Path) -> list[str]:

@@ -38,24 +38,49 @@ def check_flag(value, name: str) -> bool:
     raise InputTypeError(f"{name} must be True or False, got {describe(value)}")
 
 
+def bounds(low, high) -> str:
+    """How an error message says the allowed range: ">= 0", "in [1, 12]"."""
+    return f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+
+
 def check_whole(value, name: str, low: int | None = None, high: int | None = None) -> int:
     """A whole number (int or numpy integer, not bool) in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InputTypeError(f"{name} must be a whole number, got {describe(value)}")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise InputError(f"{name} must be {bounds}, got {value}")
+        raise InputError(f"{name} must be {bounds(low, high)}, got {value}")
     return value
 
 
-def check_number(value, name: str) -> float:
-    """A finite real number (int, float or numpy scalar, not bool)."""
+def check_number(value, name: str, low: float | None = None, high: float | None = None) -> float:
+    """A finite real number (int, float or numpy scalar, not bool) in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InputTypeError(f"{name} must be a number, got {describe(value)}")
     if not math.isfinite(float(value)):
         raise InputError(f"{name} must be a finite number, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InputError(f"{name} must be {bounds(low, high)}, got {value}")
     return float(value)
+
+
+def check_positive(value, name: str) -> float:
+    """A finite number above 0: a duration, a size, a learning rate that must move."""
+    if check_number(value, name) <= 0:
+        raise InputError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+def check_token_ids(ids, name: str, vocab_size: int, min_length: int = 1, dims: int | None = 1) -> torch.Tensor:
+    """An integer tensor of ``dims`` dimensions (a corpus, a held-out set: 1) with at least ``min_length`` token
+    ids, each in [0, vocab_size). Returns it as int64, the type the loss takes its targets in."""
+    ids = check_tensor(ids, name, dims).long()
+    if ids.numel() < min_length:
+        raise InputError(f"{name} holds {ids.numel()} tokens; at least {min_length} are needed")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise InputError(f"{name} holds ids from {ids.min().item()} to {ids.max().item()}, outside [0, {vocab_size}): "
+                         "were they encoded with the vocabulary this model was built for (CompactVocabulary.encode)?")
+    return ids
 
 
 def check_tensor(value, name: str, dims: int | None, kinds: str = "integer") -> torch.Tensor:
@@ -158,6 +183,52 @@ def check_cache(cache, config, batch: int, new: int, dtype, device) -> KVCache:
             raise InputError(f"a StaticCache writes {new} new tokens at cache.slots: call cache.seek(slots) first "
                              f"with {new} int64 slots in [0, {cache.max_len}) on {device}, got {describe(slots)}")
     return cache
+
+
+# ---- what the interpretability and picture functions take -------------------------------------------------
+def check_maps(maps, name: str, dims: int) -> torch.Tensor:
+    """A non-empty float tensor of ``dims`` dimensions: attention weights (query, key), (layers or batch, heads,
+    query, key), or per-head outputs (batch, seq, heads, head_dim)."""
+    maps = check_tensor(maps, name, None, "float")
+    if maps.dim() != dims or 0 in maps.shape:
+        raise InputError(f"{name} must be a non-empty tensor of {dims} dimensions, got {tuple(maps.shape)}")
+    return maps
+
+
+def check_labels(tokens, maps: torch.Tensor, exact: bool = False) -> list:
+    """One str label per key position of ``maps`` (more are allowed unless ``exact``: the last ones are used)."""
+    if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
+        raise InputTypeError(f"tokens must be a list of str labels (viz.token_labels(tok, ids)), got "
+                             f"{describe(tokens)}")
+    needed = max(maps.shape[-2:])
+    if len(tokens) < needed or (exact and len(tokens) != needed):
+        raise InputError(f"{len(tokens)} token labels for attention over {needed} positions: give one label per "
+                         "position (token_labels(tok, ids[0]) of the ids the model read)")
+    return list(tokens)
+
+
+def check_indices(values, name: str, n: int) -> list[int]:
+    """A non-empty list of indices in [0, n): which layers or heads to show."""
+    if not isinstance(values, (list, tuple, range)) or not values:
+        raise InputTypeError(f"{name} must be a non-empty list of indices in [0, {n}), got {describe(values)}")
+    return [check_whole(value, f"{name}[{i}]", 0, n - 1) for i, value in enumerate(values)]
+
+
+def check_logits(logits) -> None:
+    """Logits as a model returns them: a (batch, seq, vocab) float tensor."""
+    logits = check_tensor(logits, "logits", None, "float")
+    if logits.dim() != 3 or 0 in logits.shape:
+        raise InputError(f"logits must have shape (batch, seq, vocab), got {tuple(logits.shape)}")
+
+
+def check_token(token, name: str, vocab_size: int) -> int:
+    """A token id in [0, vocab_size): negative ids are refused, not read from the end of the vocabulary."""
+    return check_whole(token, name, 0, vocab_size - 1)
+
+
+def check_position(pos, seq: int) -> int:
+    """A position in a sequence of ``seq`` tokens; negative counts from the end, as in Python (-1: the last)."""
+    return check_whole(pos, "pos", -seq, seq - 1)
 
 
 def check_path(path, name: str = "path") -> Path:

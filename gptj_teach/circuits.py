@@ -20,12 +20,19 @@ References: Elhage et al. (2021) "A Mathematical Framework for Transformer Circu
 import torch
 from torch.nn import functional as F
 
-from .activations import run_with_cache, run_with_hooks
+from .activations import check_name_list, run_with_cache, run_with_hooks
+from .checks import check_logits, check_maps, check_position, check_tensor, check_token, check_whole, describe
+from .errors import InputError, InputTypeError
+from .model import check_causal_lm
 
 
 def repeated_tokens(n: int, batch: int = 1, low: int = 0, high: int = 50257, seed: int = 0, bos=None):
     """``batch`` sequences of ``n`` random tokens in [low, high), each repeated twice: (batch, 2n), or
     (batch, 1 + 2n) with a ``bos`` token in front. Seeded by its own generator (the global one is untouched)."""
+    n, batch, seed = check_whole(n, "n", 1), check_whole(batch, "batch", 1), check_whole(seed, "seed", 0)
+    low = check_whole(low, "low", 0)
+    high = check_whole(high, "high", low + 1)
+    bos = None if bos is None else check_whole(bos, "bos", 0)
     g = torch.Generator().manual_seed(seed)
     half = torch.randint(low, high, (batch, n), generator=g)  # (batch, n)
     ids = torch.cat([half, half], dim=1)  # (batch, 2n)
@@ -34,6 +41,11 @@ def repeated_tokens(n: int, batch: int = 1, low: int = 0, high: int = 50257, see
 
 def token_losses(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """The loss of predicting each next token: (batch, seq - 1); entry t scores token t + 1 given tokens 0..t."""
+    check_logits(logits)
+    ids = check_tensor(ids, "ids", 2).long()
+    if ids.shape != logits.shape[:2] or ((ids < 0) | (ids >= logits.shape[-1])).any():
+        raise InputError(f"ids must be the (batch, seq) = {tuple(logits.shape[:2])} token ids the logits were computed "
+                         f"from, each in [0, {logits.shape[-1]}), got {describe(ids)}")
     logprobs = F.log_softmax(logits[:, :-1].float(), dim=-1)  # (batch, seq - 1, vocab)
     return -logprobs.gather(-1, ids[:, 1:, None])[..., 0]  # (batch, seq - 1)
 
@@ -45,29 +57,38 @@ def induction_score(pattern: torch.Tensor, n: int) -> torch.Tensor:
     same token in the first copy, ``n - 1`` positions back. A head that spreads its attention evenly over the
     tokens it can see scores about 1 / (its position + 1); an induction head scores close to 1.
     """
-    seq = pattern.shape[-1]
+    seq = check_maps(pattern, "pattern", 4).shape[-1]
+    if pattern.shape[-2] != seq:
+        raise InputError(f"pattern must be (batch, heads, seq, seq), one row per query, got {tuple(pattern.shape)}: "
+                         "was it cut from a KV-cached run?")
+    n = check_whole(n, "n (the length of one copy: at most half the pattern's seq)", 1, seq // 2)
     queries = torch.arange(seq - n, seq, device=pattern.device)  # the second copy
     return pattern[:, :, queries, queries - n + 1].mean(dim=(0, 2))  # (batch, heads, n) -> (heads,)
 
 
 def induction_scores(cache: dict, n: int) -> torch.Tensor:
     """Every head's ``induction_score`` from a cache: (layers, heads)."""
-    patterns = [cache[name] for name in cache if name.endswith(".attn.pattern")]
+    patterns = [cache[name] for name in check_cache_dict(cache) if name.endswith(".attn.pattern")]
+    if not patterns:
+        raise InputError("cache holds no attention pattern: run run_with_cache(model, ids) with the "
+                         "'h.<layer>.attn.pattern' names (or with every name)")
     return torch.stack([induction_score(p, n) for p in patterns])
 
 
 def zero_ablate(z: torch.Tensor, head: int) -> torch.Tensor:
     """z: (batch, seq, heads, head_dim), a layer's per-head outputs. Returns a copy with ``head``'s output zeroed:
     the head's contribution to the residual stream (``z_h @ W_O_h^T``) is then zero."""
-    z = z.clone()
-    z[:, :, head] = 0.0
+    z = check_maps(z, "z", 4).clone()
+    z[:, :, check_whole(head, f"head (z has {z.shape[2]} heads)", 0, z.shape[2] - 1)] = 0.0
     return z
 
 
 def head_outputs(model, cache: dict, layer: int) -> torch.Tensor:
     """What each head of ``layer`` writes into the residual stream: (batch, seq, heads, n_embd); their sum over
     heads is ``h.{layer}.attn.out``."""
-    z = cache[f"h.{layer}.attn.z"]  # (batch, seq, heads, head_dim)
+    check_causal_lm(model)
+    layer = check_whole(layer, "layer", 0, model.config.n_layer - 1)
+    z = cached(cache, f"h.{layer}.attn.z")  # (batch, seq, heads, head_dim)
     w_o = model.transformer.h[layer].attn.out_proj.weight  # (n_embd, heads * head_dim)
     w_o = w_o.unflatten(1, z.shape[-2:])  # (n_embd, heads, head_dim)
     return torch.einsum("bshd,ehd->bshe", z, w_o)  # (batch, seq, heads, n_embd)
@@ -77,11 +98,13 @@ def residual_terms(model, cache: dict, pos: int = -1):
     """The final residual at ``pos`` as a sum: (labels, terms (n_terms, batch, n_embd)) with the embedding,
     each head of each layer (``L1H2``: layer 1, head 2) and each MLP, in that order; the terms sum to
     ``h.{last}.resid_post[:, pos]``."""
+    check_causal_lm(model)
+    pos = check_position(pos, cached(cache, "embed").shape[1])
     labels, terms = ["embed"], [cache["embed"][:, pos]]
     for layer in range(model.config.n_layer):
         heads = head_outputs(model, cache, layer)[:, pos]  # (batch, heads, n_embd)
         labels += [f"L{layer}H{h}" for h in range(heads.shape[1])] + [f"L{layer} MLP"]
-        terms += list(heads.unbind(1)) + [cache[f"h.{layer}.mlp.out"][:, pos]]
+        terms += list(heads.unbind(1)) + [cached(cache, f"h.{layer}.mlp.out")[:, pos]]
     return labels, torch.stack(terms)  # (n_terms, batch, n_embd)
 
 
@@ -103,7 +126,10 @@ def direct_logit_attribution(model, cache: dict, right: int, wrong: int, pos: in
     bias and lm_head's, the same for every input). The values sum to the logit difference.
     """
     labels, terms = residual_terms(model, cache, pos)  # (n_terms, batch, n_embd)
-    resid = cache[f"h.{model.config.n_layer - 1}.resid_post"][:, pos].float()  # (batch, n_embd); fp32 throughout:
+    right = check_token(right, "right", model.config.vocab_size)
+    wrong = check_token(wrong, "wrong", model.config.vocab_size)
+    last = cached(cache, f"h.{model.config.n_layer - 1}.resid_post")
+    resid = last[:, pos].float()  # (batch, n_embd); fp32 throughout:
     ln_f, head = model.transformer.ln_f, model.lm_head  # an fp16 variance of the 6B's residual could overflow
     scale = (resid.var(dim=-1, unbiased=False, keepdim=True) + ln_f.eps).sqrt()  # (batch, 1): frozen
     direction = (head.weight[right] - head.weight[wrong]).float()  # (n_embd,)
@@ -114,6 +140,9 @@ def direct_logit_attribution(model, cache: dict, right: int, wrong: int, pos: in
 
 def logit_difference(logits: torch.Tensor, right: int, wrong: int, pos: int = -1) -> torch.Tensor:
     """``logit[right] - logit[wrong]`` at ``pos``, averaged over the batch: a scalar."""
+    check_logits(logits)
+    right, wrong = check_token(right, "right", logits.shape[-1]), check_token(wrong, "wrong", logits.shape[-1])
+    pos = check_position(pos, logits.shape[1])
     return (logits[:, pos, right] - logits[:, pos, wrong]).mean()
 
 
@@ -123,10 +152,16 @@ def patch_residual(model, clean_ids, corrupt_ids, metric, names=None) -> torch.T
     the clean run, and score the logits with ``metric``. Returns (len(names), seq): 0 where the patch changes
     nothing, 1 where it brings back the clean score entirely. ``names`` defaults to every layer's
     ``resid_pre`` and the last layer's ``resid_post``."""
+    check_patching(model, clean_ids, corrupt_ids, metric)
     n_layer = model.config.n_layer
-    names = names or [f"h.{i}.resid_pre" for i in range(n_layer)] + [f"h.{n_layer - 1}.resid_post"]
+    names = check_name_list(names) if names is not None else (
+        [f"h.{i}.resid_pre" for i in range(n_layer)] + [f"h.{n_layer - 1}.resid_post"])
     clean_logits, clean = run_with_cache(model, clean_ids, names)
     clean_score, corrupt_score = metric(clean_logits), metric(run_with_hooks(model, corrupt_ids, {}))
+    if not torch.isfinite(torch.as_tensor(clean_score - corrupt_score)) or clean_score == corrupt_score:
+        raise InputError(f"the metric gives the clean and the corrupt prompt the same score ({float(clean_score):.4g}"
+                         f" and {float(corrupt_score):.4g}): there is nothing to recover. Choose a corruption that "
+                         "changes the answer")
     recovered = torch.zeros(len(names), clean_ids.shape[1])  # (names, seq)
     for row, name in enumerate(names):
         for pos in range(clean_ids.shape[1]):
@@ -137,3 +172,31 @@ def patch_residual(model, clean_ids, corrupt_ids, metric, names=None) -> torch.T
             score = metric(run_with_hooks(model, corrupt_ids, {name: paste}))
             recovered[row, pos] = (score - corrupt_score) / (clean_score - corrupt_score)
     return recovered
+
+
+def check_patching(model, clean_ids, corrupt_ids, metric) -> None:
+    """Patching pastes position t of the clean run into position t of the corrupt one: both prompts must have the
+    same shape (pad or pick prompts whose tokens line up), and metric must be a function of the logits."""
+    check_causal_lm(model)
+    clean_ids, corrupt_ids = check_tensor(clean_ids, "clean_ids", 2), check_tensor(corrupt_ids, "corrupt_ids", 2)
+    if clean_ids.shape != corrupt_ids.shape:
+        raise InputError(f"clean_ids {tuple(clean_ids.shape)} and corrupt_ids {tuple(corrupt_ids.shape)} must have "
+                         "the same shape: patching swaps position t for position t, so the tokens must line up")
+    if not callable(metric):
+        raise InputTypeError(f"metric must be a function of the logits (e.g. lambda logits: logit_difference(logits, "
+                             f"right, wrong)), got {describe(metric)}")
+
+
+def check_cache_dict(cache) -> dict:
+    """What run_with_cache returns second: a dict {name: tensor}."""
+    if not isinstance(cache, dict):
+        raise InputTypeError(f"cache must be the dict that run_with_cache returns (second), got {describe(cache)}")
+    return cache
+
+
+def cached(cache, name: str) -> torch.Tensor:
+    """cache[name], or a clear error saying how to get it."""
+    if name not in check_cache_dict(cache):
+        raise InputError(f"cache has no {name!r}: run run_with_cache(model, ids) without names (or with {name!r}); "
+                         "a layer or head out of the model's range has no activation either")
+    return cache[name]

@@ -22,15 +22,15 @@ from pathlib import Path
 
 import torch
 
-from .checks import check_tensor, check_whole
-from .errors import InputError
+from .checks import check_path, check_tensor, check_token_ids, check_tokenizer, check_whole
+from .errors import InputError, InputTypeError
 
 HELD_OUT_EVERY = 50  # every 50th file is held out (the split of the shipped tiny model)
 
 
 def stdlib_files(root=None) -> list[Path]:
     """The standard library's ``.py`` files (or those under ``root``) in sorted order, site-packages excluded."""
-    root = Path(root or sysconfig.get_paths()["stdlib"])
+    root = check_path(root or sysconfig.get_paths()["stdlib"], "root")
     if not root.is_dir():
         raise InputError(f"root must be a directory of Python sources, got {str(root)!r}")
     return sorted(p for p in root.rglob("*.py") if "site-packages" not in p.relative_to(root).parts)
@@ -39,6 +39,9 @@ def stdlib_files(root=None) -> list[Path]:
 def split_files(files: list[Path], every: int = HELD_OUT_EVERY) -> tuple[list[Path], list[Path]]:
     """(training files, held-out files): file i is held out when i % every == every - 1. Split by *file*, so no
     function is half in training and half held out."""
+    every = check_whole(every, "every", 1)
+    if not isinstance(files, (list, tuple)):
+        raise InputTypeError(f"files must be a list of paths (stdlib_files()), got {type(files).__name__}")
     held_out = [f for i, f in enumerate(files) if i % every == every - 1]
     return [f for i, f in enumerate(files) if i % every != every - 1], held_out
 
@@ -54,6 +57,7 @@ def read_source(path: Path) -> str | None:
 
 def encode_files(files, tok) -> torch.Tensor:
     """Token ids of the readable files joined with <|endoftext|> (each file ends with one): 1-D int64."""
+    check_tokenizer(tok)
     texts = [t for t in map(read_source, files) if t is not None]
     if not texts:
         raise InputError(f"no readable .py files among {len(files)}: pass a directory of Python sources")
@@ -97,13 +101,13 @@ class CompactVocabulary:
 
     def encode(self, ids: torch.Tensor, unknown: int = 0) -> torch.Tensor:
         """Real ids -> compact ids, same shape; unseen ids become ``unknown``."""
-        compact = self.to_compact[ids]
+        compact = self.to_compact[check_token_ids(ids, "ids", self.full_size, 0, None)]
         return compact.masked_fill(compact < 0, unknown)
 
     def unseen_fraction(self, ids: torch.Tensor) -> float:
         """The fraction of ``ids`` that never occur in the training ids."""
-        return (self.to_compact[ids] < 0).float().mean().item()
+        return (self.to_compact[check_token_ids(ids, "ids", self.full_size, 0, None)] < 0).float().mean().item()
 
     def decode(self, compact: torch.Tensor) -> torch.Tensor:
         """Compact ids -> real ids (for the tokenizer), same shape."""
-        return self.keep.to(compact.device)[compact]
+        return self.keep.to(compact.device)[check_token_ids(compact, "compact", len(self), 0, None)]

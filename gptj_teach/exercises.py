@@ -3,17 +3,22 @@
 Every check works the right answer out *live* with the package (``gt.tokenizer``, ``gt.rotary``,
 ``gt.model``, ``gt.sampling``, ``gt.memory``, the tiny model), tries your answer on several inputs, edge cases
 included, and prints either ``✅ Right! <why it matters>`` or ``❌ Not yet: <a hint>``; it returns True or False.
-It never raises, even when your function does: a crash is reported as ``❌ Not yet: your function raised ...``.
+It never raises, even when your function does: a crash is reported as ``❌ Not yet: your function raised ...``;
+a function that runs longer than ``TIME_LIMIT`` seconds on one input (a loop that never ends) is stopped and
+reported, and so is one you stop yourself with Ctrl-C (Jupyter: Kernel > Interrupt).
 Hints point at the usual mistake (the half-split rotary of Llama, the KV-cache offset, forgetting the V of
 the cache, ...) without giving the answer away. A function that still raises the student edition's
 ``NotImplementedError("Your turn: ...")`` is told that it is not written yet. Teachers: the committed notebooks
 hold the solutions; ``notebooks/solutions/solutions.py`` has them too, as plain functions.
 """
 
+import contextlib
 import functools
 import math
 import numbers
 import operator
+import signal
+import threading
 
 import torch
 from transformers import GPTJConfig
@@ -28,6 +33,7 @@ PREVIOUS_TOKEN_TEXT = ('def add(a, b):\n    """Return the sum of a and b."""\n  
                        'for i in range(10):\n    print(add(i, i * 2))\n')  # the text check_previous_token_head reads
 PREVIOUS_TOKEN_MARGIN = 0.02  # a head this close to the best previous-token score also counts
 RELATIVE_TOLERANCE = 0.02  # numeric answers may be 2% off
+TIME_LIMIT = 20.0  # seconds a learner's function may run on one input (the slowest right answers take under 2 s)
 PLACEHOLDER = "your function returned None: replace the `...` with your code and `return` the result"
 
 
@@ -47,6 +53,53 @@ def _fresh(args: tuple) -> tuple:
     return tuple(a.clone() if isinstance(a, torch.Tensor) else list(a) if isinstance(a, list) else a for a in args)
 
 
+class TookTooLong(BaseException):
+    """Raised inside a learner's function when its time is up. A BaseException, like KeyboardInterrupt, so that
+    an ``except Exception`` in the learner's own code cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise ``TookTooLong`` in the code running inside this block once ``seconds`` have passed.
+
+    A timer signal (SIGALRM): the OS interrupts the process and Python runs our handler between two bytecodes
+    of whatever is running, so a ``while True:`` loop is stopped where it is. Signals reach only the main
+    thread, which is where a Jupyter kernel runs its cells; on Windows (no SIGALRM) or in another thread the
+    function runs without a limit. A single long C call (one huge matmul) is stopped when it returns.
+    """
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise TookTooLong
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # no alarm may go off after the block
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _call(fn, args: tuple):
+    """fn(*args) under the time limit: (result, None), or (None, a hint) when it raised, took too long or was
+    interrupted."""
+    try:
+        with _time_limit(TIME_LIMIT):
+            return fn(*args), None
+    except TookTooLong:
+        return None, (f"your function took longer than {TIME_LIMIT:g} s on one input and was stopped: does a loop "
+                      "never end (a `while` whose condition never changes)?")
+    except KeyboardInterrupt:  # Ctrl-C, or Kernel > Interrupt in Jupyter
+        return None, "you interrupted your function before it finished: does a loop never end?"
+    except NotImplementedError as error:  # the student edition's stub, still in place
+        return None, f"not written yet ({error or 'NotImplementedError'}): replace the stub with your code"
+    except Exception as error:  # the learner's bug, reported as a hint
+        return None, f"your function raised {type(error).__name__}: {error}"
+
+
 def _first_failure(fn, cases, reference, same, diagnose) -> str | None:
     """Call ``fn`` on each case (a tuple of arguments); None when every result equals ``reference``'s, else a hint.
 
@@ -56,12 +109,9 @@ def _first_failure(fn, cases, reference, same, diagnose) -> str | None:
         return f"pass your function itself, e.g. check(my_fn), not my_fn() (got a {type(fn).__name__})"
     for args in cases:
         expected = reference(*_fresh(args))
-        try:
-            got = fn(*_fresh(args))
-        except NotImplementedError as error:  # the student edition's stub, still in place
-            return f"not written yet ({error or 'NotImplementedError'}): replace the stub with your code"
-        except Exception as error:  # the learner's bug, reported as a hint
-            return f"your function raised {type(error).__name__}: {error}"
+        got, hint = _call(fn, _fresh(args))
+        if hint is not None:
+            return hint
         if got is None and expected is not None:  # where the right answer is None, `same` judges a None
             return PLACEHOLDER
         try:

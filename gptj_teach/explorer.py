@@ -19,6 +19,7 @@ import torch
 from .activations import run_with_cache
 from .checks import check_tokenizer
 from .circuits import dla_term, head_outputs
+from .model import check_causal_lm
 from .errors import InputTypeError
 from .viz import token_labels
 
@@ -95,10 +96,7 @@ class CacheExplorer(widgets.VBox):
 
 def explore(model, tok, prompt="for line in lines:\n    print(line)\nfor line in lines:\n    print(") -> CacheExplorer:
     """``w = explore(model, tok, "some text")``; display ``w`` in a notebook and move the sliders."""
-    from .model import GPTJForCausalLM
-
-    if not isinstance(model, GPTJForCausalLM):
-        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}")
+    check_causal_lm(model)
     check_tokenizer(tok)
     if not isinstance(prompt, str):
         raise InputTypeError(f"prompt must be a str, got {type(prompt).__name__}")

@@ -21,11 +21,11 @@ from functools import partial
 import torch
 
 from .cache import DynamicCache
-from .checks import (check_attention_mask, check_flag, check_input_ids, check_number, check_text, check_tokenizer,
-                     check_whole)
-from .errors import InputError, InputTypeError
+from .checks import (check_attention_mask, check_flag, check_input_ids, check_number, check_text,
+                     check_tokenizer, check_whole)
+from .errors import InputError
 from .fast import compiled_step, key_mask, static_cache
-from .model import GPTJForCausalLM, positions_from_mask
+from .model import check_causal_lm, positions_from_mask
 from .sampling import next_token
 
 
@@ -125,9 +125,7 @@ def check_settings(do_sample, temperature, top_k, top_p, max_new_tokens) -> tupl
 
 def check_generation(model, eos_token_id):
     """generate and stream need one of our causal LMs; eos_token_id is None, "config" or a token id."""
-    if not isinstance(model, GPTJForCausalLM):
-        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
-                             "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers")
+    check_causal_lm(model)
     eos_token_id = model.config.eos_token_id if isinstance(eos_token_id, str) and eos_token_id == "config" else eos_token_id
     return None if eos_token_id is None else check_whole(eos_token_id, "eos_token_id", 0, model.config.vocab_size - 1)
 

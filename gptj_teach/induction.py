@@ -24,6 +24,8 @@ import torch
 from transformers import GPTJConfig
 
 from .activations import run_with_cache
+from .checks import check_config, check_positive, check_whole, describe
+from .errors import InputError, InputTypeError
 from .circuits import induction_scores, repeated_tokens, token_losses
 
 
@@ -58,7 +60,11 @@ def train_induction(steps: int = 500, n: int = 32, batch: int = 32, lr: float = 
     ``seconds`` since the start) and ``callback(history)`` is called (a live plot, say). Seeded: the weights
     from ``torch.manual_seed(seed)``, the data from its own generators. Returns (model in eval mode, history).
     """
-    config = config or induction_config(n=n)
+    steps, n, batch = check_whole(steps, "steps", 0), check_whole(n, "n", 2), check_whole(batch, "batch", 1)
+    lr, seed, every = check_positive(lr, "lr"), check_whole(seed, "seed", 0), check_whole(every, "every", 1)
+    config = check_induction_config(config or induction_config(n=n), n)
+    if callback is not None and not callable(callback):
+        raise InputTypeError(f"callback must be None or a function of the history, got {describe(callback)}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tensors this small: a second thread only spin-waits (10x slower on a busy CPU)
     try:
@@ -66,6 +72,18 @@ def train_induction(steps: int = 500, n: int = 32, batch: int = 32, lr: float = 
             return training_run(config, steps, n, batch, lr, seed, every, callback)
     finally:
         torch.set_num_threads(threads)
+
+
+def check_induction_config(config, n: int):
+    """A GPT-J config that reads the 2n tokens of a repeated sequence (n_positions >= 2n)."""
+    if not isinstance(config, GPTJConfig):
+        raise InputTypeError(f"config must be a transformers.GPTJConfig (or None: induction_config(n=n)), got "
+                             f"{describe(config)}")
+    check_config(config)
+    if config.n_positions < 2 * n:
+        raise InputError(f"config.n_positions ({config.n_positions}) must be at least 2 n = {2 * n}: the model reads "
+                         "both copies of each sequence")
+    return config
 
 
 def training_run(config, steps, n, batch, lr, seed, every, callback):

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from transformers import GPTJConfig
 
+from .checks import check_config, check_whole, describe
+from .errors import InputError, InputTypeError
 from .sizes import inner_dim
 
 GB = 1e9  # bytes in a GB (decimal, like the GPU sizes below), not a GiB (2**30)
@@ -34,10 +36,28 @@ COLAB_FREE_RAM_GB = 12.7  # the CPU RAM of a free Colab session
 
 
 def bytes_per_number(dtype: torch.dtype) -> int:
-    """How many bytes one number takes: fp32 4, fp16 / bf16 2, int8 1."""
-    if dtype not in BYTES_PER_NUMBER:
-        raise ValueError(f"dtype must be one of {[str(d) for d in BYTES_PER_NUMBER]}, got {dtype}")
-    return BYTES_PER_NUMBER[dtype]
+    """How many bytes one number takes: fp32 4, fp16 / bf16 2, int8 1 (a dtype or its name, as ``gt.load`` takes)."""
+    return BYTES_PER_NUMBER[check_memory_dtype(dtype)]
+
+
+def check_memory_dtype(dtype) -> torch.dtype:
+    """The dtypes counted here, as a torch dtype or its name ("float16", "torch.float16"): fp32, fp16, bf16 and
+    int8 (the weights of 8-bit loaders)."""
+    names = {str(d).removeprefix("torch."): d for d in BYTES_PER_NUMBER}
+    if isinstance(dtype, (str, torch.dtype)) and str(dtype).removeprefix("torch.") in names:
+        return names[str(dtype).removeprefix("torch.")]
+    raise InputError(f"dtype must be one of {', '.join(names)} (a torch dtype or its name), got {describe(dtype)}")
+
+
+def gptj_config(config) -> GPTJConfig:
+    """config, or GPT-J 6B's for None; refused when it is not a GPT-J config with sizes that fit together."""
+    if config is None:
+        return GPTJConfig()
+    if not isinstance(config, GPTJConfig):
+        raise InputTypeError(f"config must be a transformers.GPTJConfig (or None for GPT-J 6B), got {describe(config)}"
+                             ": for the 6B leave it out; for a loaded model pass model.config")
+    check_config(config)
+    return config
 
 
 def parameter_count(config: GPTJConfig | None = None) -> int:
@@ -47,7 +67,7 @@ def parameter_count(config: GPTJConfig | None = None) -> int:
     + fc_out (4d x d + d)] + ln_f (2d) + lm_head (d x vocab + vocab: GPT-J's head has a bias and is not tied
     to wte). For GPT-J 6B: 6,050,882,784.
     """
-    config = config or GPTJConfig()
+    config = gptj_config(config)
     d, vocab, inner = config.n_embd, config.vocab_size, inner_dim(config)
     per_layer = 2 * d + 4 * d * d + (d * inner + inner) + (inner * d + d)
     return vocab * d + config.n_layer * per_layer + 2 * d + (d * vocab + vocab)
@@ -60,13 +80,14 @@ def weights_bytes(config: GPTJConfig | None = None, dtype: torch.dtype = torch.f
 
 def kv_cache_bytes_per_token(config: GPTJConfig | None = None, dtype: torch.dtype = torch.float16) -> int:
     """Bytes the KV cache grows by per token: a key *and* a value (2) of n_embd numbers in each of n_layer layers."""
-    config = config or GPTJConfig()
+    config = gptj_config(config)
     return 2 * config.n_layer * config.n_embd * bytes_per_number(dtype)
 
 
 def kv_cache_bytes(config: GPTJConfig | None = None, dtype: torch.dtype = torch.float16, context: int = 2048,
                    batch: int = 1) -> int:
     """Bytes of the KV cache holding ``context`` tokens for each of ``batch`` sequences."""
+    context, batch = check_whole(context, "context", 0), check_whole(batch, "batch", 1)
     return batch * context * kv_cache_bytes_per_token(config, dtype)
 
 
@@ -89,6 +110,7 @@ def plan(config: GPTJConfig | None = None, dtype: torch.dtype = torch.float16, c
 
     int8 here means int8 *weights* (LLM.int8-style loaders); the KV cache then stays in fp16.
     """
+    dtype = check_memory_dtype(dtype)
     kv_dtype = torch.float16 if dtype == torch.int8 else dtype
     weights, cache = weights_bytes(config, dtype) / GB, kv_cache_bytes(config, kv_dtype, context, batch) / GB
     fp32 = weights_bytes(config, torch.float32) / GB

@@ -19,18 +19,18 @@ import copy
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
 from .block import GPTJBlock
 from .cache import DynamicCache
 from .checks import (check_attention_mask, check_cache, check_config, check_dtype, check_flag, check_input_ids,
-                     check_path, check_position_ids, check_tensor, check_token_labels, check_whole)
+                     check_position_ids, check_tensor, check_token_labels, check_whole)
 from .errors import InputError, InputTypeError
 from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
                       SequenceClassifierOutputWithPast)
 from .rotary import rotation_table
+from .saving import write_checkpoint
 from .sizes import rotary_dim
 
 
@@ -87,20 +87,16 @@ class GPTJPreTrained(nn.Module):
         """Write ``config.json`` + ``model.safetensors`` (Hugging Face layout) that ``transformers`` loads.
 
         dtype: store the weights in this dtype (fp16 halves the file); config.json keeps the model's own dtype,
-        which is what ``transformers`` loads into by default. Returns the directory.
+        which is what ``transformers`` loads into by default. All or nothing: a save that fails or is killed
+        leaves the checkpoint that was there loadable, and files of another layout (shards, ``.bin``) are
+        removed so that no reader picks them over the new ones (``saving.py``). Returns the directory.
         """
-        path = check_path(path, "path")
         dtype = None if dtype is None else check_dtype(dtype)
-        path.mkdir(parents=True, exist_ok=True)
         config = copy.deepcopy(self.config)
         config.architectures = [type(self).__name__]
         config.dtype = self.dtype  # the dtype to compute in; `dtype` only sets how the weights are stored
-        config.save_pretrained(path)
         state = {name: t.detach().to("cpu", dtype or t.dtype).contiguous() for name, t in self.state_dict().items()}
-        # A new file renamed over the old one: a model loaded from the old file keeps reading it (a memory map)
-        save_file(state, str(path / "model.safetensors.tmp"), metadata={"format": "pt"})
-        (path / "model.safetensors.tmp").replace(path / "model.safetensors")
-        return path
+        return write_checkpoint(path, config, state)  # new files renamed over the old: see saving.py
 
     @torch.no_grad()
     def init_weights(self, std: float = 0.02):
@@ -306,3 +302,11 @@ class GPTJForQuestionAnswering(GPTJPreTrained):
                     + F.cross_entropy(end, end_positions.view(-1).clamp(0, ignored), ignore_index=ignored)) / 2
         return QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
                                             hidden_states=out.hidden_states, attentions=out.attentions)
+
+
+def check_causal_lm(model) -> None:
+    """One of our causal LMs: what generation, the activation hooks, training and the circuits read (here, not in
+    checks.py, which this module imports)."""
+    if not isinstance(model, GPTJForCausalLM):
+        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
+                             "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers")

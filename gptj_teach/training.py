@@ -24,9 +24,12 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from .checks import check_flag, check_number, check_positive, check_token_ids, check_whole, describe
 from .corpus import consecutive_windows, random_windows
+from .errors import InputError, InputTypeError
 from .fused_loss import LinearCrossEntropy
 from .generation import generate
+from .model import check_causal_lm
 
 
 @dataclass
@@ -44,6 +47,29 @@ class Recipe:
     eval_every: int = 100  # steps between held-out evaluations
     eval_windows: int = 16  # held-out windows per evaluation (None: all)
     bf16: bool = True  # bf16 autocast (and the fused output layer on a CPU)
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> "Recipe":
+        """Refuse settings that would never end, divide by zero or train backwards, naming the setting."""
+        if self.steps is None and self.minutes is None:
+            raise InputError("a Recipe needs a budget: steps=..., minutes=..., or both (the nearer one ends it)")
+        if self.steps is not None:
+            check_whole(self.steps, "recipe.steps", 1)
+        if self.minutes is not None:
+            check_positive(self.minutes, "recipe.minutes")
+        for name in ("batch", "seq", "eval_every"):
+            check_whole(getattr(self, name), f"recipe.{name}", 1)
+        if self.eval_windows is not None:
+            check_whole(self.eval_windows, "recipe.eval_windows", 1)
+        check_positive(self.lr, "recipe.lr")
+        check_positive(self.clip, "recipe.clip")  # a negative clip would turn the gradient around
+        check_number(self.weight_decay, "recipe.weight_decay", 0)
+        if not 0 <= check_number(self.warmup, "recipe.warmup") < 1:
+            raise InputError(f"recipe.warmup is the fraction of the run spent warming up: in [0, 1), got {self.warmup}")
+        check_flag(self.bf16, "recipe.bf16")
+        return self
 
     def progress(self, step: int, seconds: float) -> float:
         """How far through the run, 0 -> 1: the larger of the step and time fractions."""
@@ -72,6 +98,7 @@ def learning_rate(progress: float, peak: float, warmup: float = 0.03, floor: flo
 
 def adamw(model, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95)) -> torch.optim.AdamW:
     """AdamW over two groups: linear-layer matrices decay; biases, LayerNorms and the embedding do not."""
+    lr, weight_decay = check_positive(lr, "lr"), check_number(weight_decay, "weight_decay", 0)
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() == 2 and "wte" not in n]
     keep = [p for n, p in model.named_parameters() if p.requires_grad and not (p.dim() == 2 and "wte" not in n)]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
@@ -100,20 +127,40 @@ def next_token_loss(model, x: torch.Tensor, bf16: bool = False) -> torch.Tensor:
 
 
 def train_step(model, optimizer, x: torch.Tensor, lr: float, bf16: bool = False, clip: float = 1.0) -> float:
-    """One step: loss, gradients, clip their norm, AdamW update at ``lr``. Returns the loss."""
+    """One step: loss, gradients, clip their norm, AdamW update at ``lr``. Returns the loss.
+
+    The gradients are zeroed first (an earlier step interrupted in ``backward`` must not add its own), and a
+    loss or gradient that is not finite stops the step *before* the update: the weights stay as they were.
+    """
     for group in optimizer.param_groups:
         group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
     loss = next_token_loss(model, x, bf16)
+    check_finite(loss.item(), "the loss")
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        check_finite(norm.item(), "the gradient norm")
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.item()
 
 
+def check_finite(value: float, what: str) -> None:
+    """Stop training at a NaN or infinity: every later step would only spread it through the weights."""
+    if not math.isfinite(value):
+        raise InputError(f"{what} is {value}: training stopped before this update, so the model keeps the weights "
+                         "of the last finite step. Lower the learning rate (recipe.lr), or check the data")
+
+
 @torch.no_grad()
 def evaluate(model, ids: torch.Tensor, seq: int, max_windows: int | None = None, bf16: bool = False) -> float:
     """Mean next-token loss (nats/token) over consecutive windows of ``ids`` (all of them, or the first few)."""
+    check_causal_lm(model)
+    ids = check_token_ids(ids, "ids", model.config.vocab_size, min_length=2)  # one window: one prediction at least
+    check_whole(seq, "seq", 1)
+    max_windows = None if max_windows is None else check_whole(max_windows, "max_windows", 1)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -130,28 +177,64 @@ def fit(model, optimizer, recipe: Recipe, train_ids, valid_ids, generator, histo
 
     Every ``eval_every`` steps and at the end: the held-out loss, ``sample(model)`` if given (a text kept in
     ``history.samples``), then ``on_eval(history)`` (to plot, save, ...). A tqdm bar shows loss and speed.
+    Nothing is written to disk unless ``on_eval`` does it. A loss that is not finite stops the run with an
+    error naming the step; the model then holds the weights of the step before.
     """
+    train_ids, valid_ids = check_fit(model, optimizer, recipe, train_ids, valid_ids, generator, history, sample, on_eval)
     history = history or History()
     start = time.time() - history.seconds
     bar = tqdm(total=recipe.steps, initial=history.step, desc="training", unit="step")
     model.train()
-    while (progress := recipe.progress(history.step, time.time() - start)) < 1:
-        x = random_windows(train_ids, recipe.batch, recipe.seq + 1, generator).to(model.device)  # (batch, seq+1)
-        lr = learning_rate(progress, recipe.lr, recipe.warmup)
-        loss = train_step(model, optimizer, x, lr, recipe.bf16, recipe.clip)
-        history.step, history.seconds = history.step + 1, time.time() - start
-        history.train.append((history.step, loss))
-        bar.update()
-        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
-        if history.step % recipe.eval_every == 0 or recipe.progress(history.step, history.seconds) >= 1:
-            history.valid.append((history.step, evaluate(model, valid_ids, recipe.seq, recipe.eval_windows,
-                                                         recipe.bf16)))
-            if sample is not None:
-                history.samples[history.step] = sample(model)
-            if on_eval is not None:
-                on_eval(history)
-    bar.close()
+    optimizer.zero_grad(set_to_none=True)  # gradients left by an interrupted run must not be added in
+    try:
+        while (progress := recipe.progress(history.step, time.time() - start)) < 1:
+            x = random_windows(train_ids, recipe.batch, recipe.seq + 1, generator).to(model.device)  # (batch, seq+1)
+            lr = learning_rate(progress, recipe.lr, recipe.warmup)
+            try:
+                loss = train_step(model, optimizer, x, lr, recipe.bf16, recipe.clip)
+            except InputError as error:
+                raise InputError(f"step {history.step + 1}: {error}") from None
+            history.step, history.seconds = history.step + 1, time.time() - start
+            history.train.append((history.step, loss))
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
+            if history.step % recipe.eval_every == 0 or recipe.progress(history.step, history.seconds) >= 1:
+                evaluate_and_report(model, recipe, valid_ids, history, sample, on_eval)
+    finally:
+        bar.close()
     return history
+
+
+def evaluate_and_report(model, recipe, valid_ids, history, sample, on_eval) -> None:
+    """fit's evaluation: the held-out loss, a sample, then the caller's ``on_eval``."""
+    history.valid.append((history.step, evaluate(model, valid_ids, recipe.seq, recipe.eval_windows, recipe.bf16)))
+    if sample is not None:
+        history.samples[history.step] = sample(model)
+    if on_eval is not None:
+        on_eval(history)
+
+
+def check_fit(model, optimizer, recipe, train_ids, valid_ids, generator, history, sample, on_eval) -> tuple:
+    """fit's arguments, each refused by name before the first step. Returns the ids as int64."""
+    check_causal_lm(model)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise InputTypeError(f"optimizer must be a torch.optim.Optimizer (e.g. training.adamw(model, lr)), got "
+                             f"{describe(optimizer)}")
+    if not isinstance(recipe, Recipe):
+        raise InputTypeError(f"recipe must be a training.Recipe, got {describe(recipe)}")
+    recipe.check()
+    vocab = model.config.vocab_size
+    train_ids = check_token_ids(train_ids, "train_ids", vocab, min_length=recipe.seq + 2)  # seq + 1, two places
+    valid_ids = check_token_ids(valid_ids, "valid_ids", vocab, min_length=2)
+    if not isinstance(generator, torch.Generator):
+        raise InputTypeError(f"generator must be a torch.Generator, e.g. torch.Generator().manual_seed(0), got "
+                             f"{describe(generator)}")
+    if history is not None and not isinstance(history, History):
+        raise InputTypeError(f"history must be None or the History of an earlier run, got {describe(history)}")
+    for name, fn in (("sample", sample), ("on_eval", on_eval)):
+        if fn is not None and not callable(fn):
+            raise InputTypeError(f"{name} must be None or a function, got {describe(fn)}")
+    return train_ids, valid_ids
 
 
 def sample(model, tok, prompt: str, vocab=None, max_new_tokens: int = 60, temperature: float = 0.8,

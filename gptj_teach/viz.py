@@ -15,6 +15,8 @@ import html
 import matplotlib.pyplot as plt
 import torch
 
+from .checks import check_labels, check_maps, check_tensor, check_tokenizer, check_whole, describe
+from .errors import InputError, InputTypeError
 from .rotary import fixed_pos_embedding
 from .tokenizer import bytes_to_unicode
 
@@ -29,7 +31,9 @@ def token_text(tok, token_id: int) -> str:
     GPT-2's BPE works on UTF-8 *bytes*, so an emoji (4 bytes) may be cut across tokens; ``tok.decode([id])``
     would print ``�`` for each piece, and we would lose what the model really sees.
     """
-    symbols = tok.convert_ids_to_tokens(int(token_id))  # printable stand-ins, one per byte: ' ' is 'Ġ'
+    check_tokenizer(tok)
+    token_id = check_whole(token_id, "token id", 0, len(tok) - 1)
+    symbols = tok.convert_ids_to_tokens(token_id)  # printable stand-ins, one per byte: ' ' is 'Ġ'
     to_byte = {char: byte for byte, char in bytes_to_unicode().items()}
     if not all(char in to_byte for char in symbols):
         return tok.decode([int(token_id)])  # an added token spelt outside the 256-symbol byte alphabet
@@ -43,11 +47,17 @@ def visible(text: str) -> str:
 
 def token_labels(tok, ids) -> list[str]:
     """One readable label per token id (visible whitespace), for plot axes and bertviz views."""
-    return [visible(token_text(tok, i)) for i in torch.as_tensor(ids).flatten().tolist()]
+    ids = ids.flatten().tolist() if isinstance(ids, torch.Tensor) else ids
+    if not isinstance(ids, (list, tuple)):
+        raise InputTypeError(f"ids must be a tensor or a list of token ids, got {describe(ids)}")
+    return [visible(token_text(tok, i)) for i in ids]
 
 
 def tokens_html(tok, text: str) -> str:
     """HTML showing each token of ``text`` as a coloured span; hover a token to see its id."""
+    check_tokenizer(tok)
+    if not isinstance(text, str):
+        raise InputTypeError(f"text must be a str, got {describe(text)}")
     spans = []
     for n, token_id in enumerate(tok(text).input_ids):
         label = html.escape(visible(token_text(tok, token_id)))
@@ -71,15 +81,26 @@ def as_layers(attentions) -> torch.Tensor:
     per layer (ours and ``transformers`` alike), or an already stacked (layers, heads, q, k) tensor.
     """
     attentions = getattr(attentions, "attentions", attentions)
-    if isinstance(attentions, torch.Tensor) and attentions.dim() == 4:
-        return attentions.detach().float().cpu()
-    return torch.stack([layer[0] for layer in attentions]).detach().float().cpu()  # (layers, heads, q, k)
+    if attentions is None:
+        raise InputError("there are no attention weights: run the model with output_attentions=True")
+    if isinstance(attentions, torch.Tensor):
+        maps = check_maps(attentions, "attentions", 4)  # (layers, heads, q, k) already
+    elif isinstance(attentions, (list, tuple)) and attentions:
+        layers = [check_maps(a, f"attentions[{i}]", 4) for i, a in enumerate(attentions)]
+        if len({a.shape[1:] for a in layers}) > 1:
+            raise InputError("every layer's attention must have the same shape (batch, heads, query, key)")
+        maps = torch.stack([layer[0] for layer in layers])  # (layers, heads, q, k)
+    else:
+        raise InputTypeError(f"attentions must be out.attentions (one (batch, heads, query, key) tensor per layer) or "
+                             f"the output itself, got {describe(attentions)}")
+    return maps.detach().float().cpu()
 
 
 def attention_heatmap(attn, tokens, ax=None, title=None, colorbar=True):
     """Draw one attention map: row i = query token i, column j = how much it looks at token j (0 to 1, with a
     colour bar unless ``colorbar=False``). Returns the axes; ``ax.images[0]`` is the picture."""
-    attn = torch.as_tensor(attn).detach().float().cpu()  # (query, key)
+    attn = check_maps(attn, "attn", 2).detach().float().cpu()  # (query, key)
+    tokens = check_labels(tokens, attn)
     ax = ax or plt.subplots(figsize=(5.5, 5))[1]
     image = ax.imshow(attn.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(attn.shape[1]), tokens[-attn.shape[1]:], rotation=90, fontsize=9, family="monospace")
@@ -95,7 +116,8 @@ def attention_grid(attentions, tokens, layer=None):
     """All heads of one ``layer`` in a row, or (layer=None) a grid of layers x heads, with one colour bar.
     Returns the figure."""
     maps = as_layers(attentions)  # (layers, heads, q, k)
-    layers = range(len(maps)) if layer is None else [layer]
+    tokens = check_labels(tokens, maps)
+    layers = range(len(maps)) if layer is None else [check_whole(layer, "layer", 0, len(maps) - 1)]
     n_heads = maps.shape[1]
     fig, axes = plt.subplots(len(layers), n_heads, figsize=(2.7 * n_heads + 1, 2.7 * len(layers)), squeeze=False,
                              layout="constrained")
@@ -119,9 +141,11 @@ def plot_distribution(probs, tok, k=20, ax=None, highlight=None):
     probs: (vocab,) probabilities. highlight: optional (vocab,) bool mask (e.g. the top-p nucleus); those bars
     are drawn in a strong colour, the others grey.
     """
-    probs = torch.as_tensor(probs).detach().float().cpu().flatten()
-    top = torch.topk(probs, k)
-    marked = [True] * k if highlight is None else torch.as_tensor(highlight).flatten()[top.indices].tolist()
+    probs = check_tensor(probs, "probs", None, "float").detach().float().cpu().flatten()
+    top = torch.topk(probs, check_whole(k, "k", 1, len(probs)))
+    if highlight is not None and (check_tensor(highlight, "highlight", None, "mask").numel() != len(probs)):
+        raise InputError(f"highlight must hold one True/False per probability ({len(probs)}), got {highlight.numel()}")
+    marked = [True] * k if highlight is None else highlight.flatten()[top.indices].bool().tolist()
     ax = ax or plt.subplots(figsize=(6, 0.25 * k + 1))[1]
     ax.barh(range(k), top.values.numpy(), color=["tab:blue" if m else "lightgrey" for m in marked])
     ax.set_yticks(range(k), token_labels(tok, top.indices), fontsize=8, family="monospace")
@@ -135,6 +159,9 @@ def plot_sinusoids(n_positions: int, rotary_dim: int, ax=None):
 
     Left columns turn fast (pair 0 makes a full turn every ~6 positions), right columns slowly.
     """
+    n_positions = check_whole(n_positions, "n_positions", 1)
+    if check_whole(rotary_dim, "rotary_dim", 2) % 2:
+        raise InputError(f"rotary_dim must be even (rotary turns pairs of dimensions), got {rotary_dim}")
     sin, cos = fixed_pos_embedding(torch.arange(n_positions)[None], rotary_dim)  # (1, n, rotary_dim // 2) each
     table = torch.cat([sin[0], cos[0]], dim=-1)  # (n, rotary_dim): sin of every pair, then cos
     ax = ax or plt.subplots(figsize=(6, 4))[1]

@@ -86,11 +86,48 @@ ENTRIES = {
         "prompt": ["prompt"], "max_new_tokens": ["max_new_tokens"], "temperature": ["temperature"],
         "top_k": ["top_k"], "top_p": ["top_p"], "seed": ["seed"], "do_sample": ["do_sample"]}),
 }
+
+
+# The modules that came later: the memory plan, training's recipe and evaluation, circuits, activations.
+GENERATOR = torch.Generator().manual_seed(0)
+PATTERN = torch.softmax(torch.randn(1, 2, 8, 8, generator=GENERATOR), dim=-1)  # (batch, heads, seq, seq)
+Z = torch.randn(1, 4, 3, 5, generator=GENERATOR)  # (batch, seq, heads, head_dim)
+with torch.no_grad():
+    LOGITS = MODEL(IDS).logits
+RECIPE_FIELDS = ("steps", "minutes", "batch", "seq", "lr", "warmup", "weight_decay", "clip", "eval_every",
+                 "eval_windows", "bf16")
+
+
+def cache_names(**kwargs):
+    return list(gt.activations.run_with_cache(MODEL, **kwargs)[1])
+
+
+def evaluate(**kwargs):
+    return gt.training.evaluate(MODEL, **kwargs)
+
+
+ENTRIES.update({
+    "plan": (gt.memory.plan, dict(config=None, dtype=torch.float16, context=2048, batch=1), {
+        "config": ["config"], "dtype": ["dtype"], "context": ["context"], "batch": ["batch"]}),
+    "Recipe": (gt.training.Recipe, dict(steps=4, batch=2, seq=8), {
+        field: [f"recipe.{field}", "budget"] for field in RECIPE_FIELDS}),
+    "evaluate": (evaluate, dict(ids=IDS[0].repeat(5), seq=4, max_windows=2), {
+        "ids": ["ids"], "seq": ["seq"], "max_windows": ["max_windows"]}),
+    "run_with_cache": (cache_names, dict(input_ids=IDS, names=["h.0.attn.pattern"]), {
+        "input_ids": ["input_ids"], "names": ["names", "activation"]}),
+    "induction_score": (gt.circuits.induction_score, dict(pattern=PATTERN, n=4), {"pattern": ["pattern"], "n": ["n "]}),
+    "zero_ablate": (gt.circuits.zero_ablate, dict(z=Z, head=1), {"z": ["z ", "head"], "head": ["head"]}),
+    "logit_difference": (gt.circuits.logit_difference, dict(logits=LOGITS, right=3, wrong=7, pos=-1), {
+        "logits": ["logits", "right", "wrong", "pos"], "right": ["right"], "wrong": ["wrong"], "pos": ["pos"]}),
+})
+FLOAT_TENSORS = {"pattern", "z", "logits"}  # float arguments: an integer-valued float tensor stays a float tensor
 CASES = [(entry, argument) for entry, (_, _, arguments) in ENTRIES.items() for argument in arguments]
 
 
-def normalised(value):
+def normalised(value, argument=None):
     """The well-formed value a drawn one stands for, where one exists (numpy scalars, small integer types)."""
+    if argument in FLOAT_TENSORS:
+        return value
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, torch.Tensor) and not value.dtype.is_complex:
@@ -118,7 +155,7 @@ def test_every_argument_is_answered_or_refused_by_name(entry, argument, value):
         assert torch.isfinite(result).all(), f"{argument}={value!r} gave non-finite logits"
     if (argument, value) == ("seed", None):
         return  # no seed: a draw of its own, nothing to compare with
-    assert same(result, call(**{**good, argument: normalised(value)})), f"{argument}={value!r}"
+    assert same(result, call(**{**good, argument: normalised(value, argument)})), f"{argument}={value!r}"
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
