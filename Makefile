@@ -65,13 +65,17 @@ test: $(VENV)/.ready
 
 # Another kernel path on the same machine: ATen's scalar kernels instead of AVX2/AVX512, MKL's compatible code path
 # (another blocking and summation order), one thread. A test or saved output that holds on one CPU's kernels only
-# fails here, not on a learner's laptop. The browser tests check HTML, not numbers: they run in the gate alone.
+# fails here, not on a learner's laptop. Every test that computes with the model runs, and every notebook; the
+# files that check no figure (HTML in a browser, refusals of bad input, the CLI, packaging, the student edition,
+# memory use, the import graph) run in the gate alone.
 KERNELS := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1
+NOT_NUMERIC := browser test_structure.py test_student_edition.py test_hostile_files.py test_hostile_modules.py \
+	test_errors.py test_fuzz.py test_stream_and_cli.py test_packaging.py test_load_memory.py test_saving.py
 .PHONY: test-kernels
 test-kernels: $(VENV)/.ready
 	$(KERNELS) $(PY) -c "import torch; print('kernels:', torch.backends.cpu.get_cpu_capability(), 'ATen,', \
 		torch.get_num_threads(), 'thread')"
-	$(KERNELS) $(PY) -m pytest tests notebooks $(NBVAL) $(XDIST) --ignore=tests/browser $(PYTEST_ARGS)
+	$(KERNELS) $(PY) -m pytest tests notebooks $(NBVAL) $(XDIST) $(NOT_NUMERIC:%=--ignore=tests/%) $(PYTEST_ARGS)
 
 # Build the wheel and sdist, install the wheel in a fresh venv outside the repo, use it from there.
 smoke: $(VENV)/.ready

@@ -49,8 +49,10 @@ REFERENCE = {
 
 
 def pytest_collection_modifyitems(config, items):
-    stale = sorted(n for n in REFERENCE if not any((ROOT / folder / n).exists() for folder in ("tests", "notebooks")))
-    assert not stale, f"conftest.REFERENCE names files that do not exist: {stale}"
+    if (ROOT / "notebooks").is_dir():  # in the repository (a test copies this file elsewhere to try its guards)
+        folders = ("tests", "notebooks")
+        stale = sorted(n for n in REFERENCE if not any((ROOT / folder / n).exists() for folder in folders))
+        assert not stale, f"conftest.REFERENCE names files that do not exist: {stale}"
     for item in items:
         if item.path.name in REFERENCE:
             item.add_marker(pytest.mark.reference)
