@@ -117,6 +117,8 @@ def test_identity_hooks_leave_the_logits_bit_equal(tiny):
     names = gt.activations.hook_points(model)
     with torch.no_grad():
         plain = model(ids, output_attentions=True).logits
+        # bit-equal by construction: the same plain-path forward, hooks handing back the same values (a clone keeps
+        # the strides), so the same ops on the same shapes
         assert torch.equal(run_with_hooks(model, ids, {name: (lambda x: x) for name in names}), plain)
         assert torch.equal(run_with_hooks(model, ids, {name: (lambda x: x.clone()) for name in names}), plain)
         logits, cache = run_with_cache(model, ids)
@@ -131,7 +133,7 @@ def test_the_cache_matches_the_models_own_outputs(tiny):
     with torch.no_grad():
         out = model(ids, output_attentions=True, output_hidden_states=True)
         _, cache = run_with_cache(model, ids)
-    n = model.config.n_layer
+    n = model.config.n_layer  # both runs take the plain path: the same ops on the same shapes, so the same bits
     for i in range(n):
         assert torch.equal(cache[f"h.{i}.resid_pre"], out.hidden_states[i])
         assert torch.equal(cache[f"h.{i}.attn.pattern"], out.attentions[i])

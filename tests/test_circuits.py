@@ -91,6 +91,7 @@ def test_patching_everything_brings_everything_back(tiny):
                                         lambda logits: circuits.logit_difference(logits, right, wrong))
     n = model.config.n_layer
     assert recovered.shape == (n + 1, clean.shape[1])
+    # exactly 0 where a patch leaves the scored row's inputs and ops alone: ln_f and lm_head's GEMM work row by row
     assert recovered[-1, -1] == pytest.approx(1.0, abs=1e-5) and not recovered[-1, :-1].any()  # the final residual
     same = (clean == corrupt)[0]  # where the two prompts have the same token, the embedding is the same
     assert same.sum() >= 8 and not recovered[0, same].any()
@@ -103,7 +104,7 @@ def test_induction_score_of_a_pattern_built_to_be_one():
     for q in range(seq - n, seq):
         perfect[:, 1, q] = 0
         perfect[:, 1, q, q - n + 1] = 1.0  # head 1: the token after the earlier copy of me
-    assert circuits.induction_score(perfect, n).tolist() == [0.0, 1.0, 0.0]
+    assert circuits.induction_score(perfect, n).tolist() == [0.0, 1.0, 0.0]  # exact: means of 0s and 1s
     ids = circuits.repeated_tokens(n, batch=4, low=10, high=20, seed=3, bos=0)
     assert ids.shape == (4, seq) and torch.equal(ids[:, 1:n + 1], ids[:, n + 1:]) and (ids[:, 0] == 0).all()
 

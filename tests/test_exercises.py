@@ -212,7 +212,7 @@ def test_last_token_reference_is_where_the_sequence_classifier_reads():
     ids = torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 8, 9], [0, 0, 5, 6, 7], [5, 0, 6, 0, 0]])
     per_token = hf.score(hf.transformer(ids).last_hidden_state)  # (batch, seq, labels)
     index = ex._reference_last_token_index(ids, 0)
-    assert torch.equal(per_token[torch.arange(4), index], hf(ids).logits)
+    assert torch.equal(per_token[torch.arange(4), index], hf(ids).logits)  # by construction: the classifier's own ops
     ours = gt.GPTJForSequenceClassification.from_transformers(hf).eval()
     assert torch.allclose(per_token[torch.arange(4), index], ours(ids).logits, atol=1e-5)
 
@@ -455,7 +455,7 @@ def test_logit_lens_reference_gives_the_models_own_logits():
     transformers' model on the same weights."""
     model, ids, _ = ex._small_model()
     last = ex._last_block_output(model, ids)
-    assert torch.equal(ex._reference_logit_lens(model, last), model(ids).logits)
+    assert torch.equal(ex._reference_logit_lens(model, last), model(ids).logits)  # the forward's own ln_f, lm_head
     hf = gt.reference.build(model.config)
     hf.load_state_dict(model.state_dict())
     torch.testing.assert_close(ex._reference_logit_lens(model, last), hf(ids).logits, atol=1e-4, rtol=0)

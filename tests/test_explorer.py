@@ -24,7 +24,7 @@ def test_the_sliders_read_the_row_and_the_head_effect(tiny):
         out = model(ids, output_attentions=True)
         _, cache = run_with_cache(model, ids)
     w.layer.value, w.head.value, w.token.value = 1, 1, 9
-    assert torch.equal(w.row, out.attentions[1][0, 1, 9, :10])  # the row: the model's own attention weights
+    assert torch.equal(w.row, out.attentions[1][0, 1, 9, :10])  # the row: the same forward's attention weights
     right, wrong = w.pushed[0], w.pushed[-1]  # the head's effect on a logit difference is its DLA share at token 9
     labels, values = circuits.direct_logit_attribution(model, cache, right, wrong, pos=9)
     assert w.effect[right] - w.effect[wrong] == pytest.approx(values[labels.index("L1H1"), 0].item(), abs=1e-4)

@@ -89,7 +89,7 @@ def test_float8_weights_load_like_their_float32_values(saved, model):
     loaded, _ = gt.load(saved)
     expected = make_pair(make_config("small"))[1]
     expected.load_state_dict({name: t.float() for name, t in state.items()})
-    assert torch.equal(loaded(IDS).logits, expected(IDS).logits)
+    assert torch.equal(loaded(IDS).logits, expected(IDS).logits)  # the same model on the same weights: the same bits
 
 
 @pytest.mark.parametrize("change", [{"n_embd": "big"}, {"n_layer": -1}, {"n_head": 0}, {"rotary_dim": 3},
@@ -148,7 +148,7 @@ def test_an_old_format_pytorch_model_bin_loads(saved, model):
     (saved / "model.safetensors").unlink()
     torch.save(model.state_dict(), saved / "pytorch_model.bin", _use_new_zipfile_serialization=False)
     loaded, _ = gt.load(saved)
-    assert torch.equal(loaded(IDS).logits, model(IDS).logits)
+    assert torch.equal(loaded(IDS).logits, model(IDS).logits)  # the same model on the same weights: the same bits
 
 
 @pytest.mark.parametrize("content, words", [([1, 2], "not a state dict"), ({"lm_head.bias": 3}, "holds tensors")])

@@ -99,7 +99,7 @@ def test_gradients_left_by_an_interrupted_run_are_not_added_in(model):
         p.grad = torch.full_like(p, 1e3)  # what a KeyboardInterrupt inside backward leaves
     first, second = fit(clean), fit(dirty)
     assert first.train == second.train
-    assert all(torch.equal(a, b) for a, b in zip(clean.parameters(), dirty.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(clean.parameters(), dirty.parameters()))  # the same run, op for op
 
 
 def test_fit_saves_nothing_unless_asked(model, tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ def test_a_short_run_is_seeded_and_records_what_it_promises():
     assert torch.get_num_threads() == threads and not model.training
     assert [r["step"] for r in history] == [10, 20]
     assert set(history[0]) == {"step", "seconds", "first", "second", "score", "head"}
-    for mine, other in zip(history, again):  # the same seed, the same numbers (time aside)
+    for mine, other in zip(history, again):  # the same seed, ops and shapes: the same numbers, bit for bit (time aside)
         assert {k: v for k, v in mine.items() if k != "seconds"} == {k: v for k, v in other.items() if k != "seconds"}
     assert abs(history[0]["first"] - torch.log(torch.tensor(32.0)).item()) < 0.5  # random tokens: about ln(vocab)
 

@@ -17,12 +17,13 @@ def test_sinusoid_table_equals_transformers():
     positions = torch.arange(50)[None]  # (1, 50)
     sin, cos = fixed_pos_embedding(positions, 16)
     table = ref.create_sinusoidal_positions(50, 16)  # (50, 16): sin | cos
+    # bit-equal by construction: the same elementwise ops (frequencies, position * frequency, sin, cos), same shapes
     assert torch.equal(torch.cat([sin[0], cos[0]], dim=-1), table)
 
 
 def test_rotate_every_two_equals_transformers():
     x = torch.randn(2, 5, 3, 8)
-    assert torch.equal(rotate_every_two(x), ref.rotate_every_two(x))
+    assert torch.equal(rotate_every_two(x), ref.rotate_every_two(x))  # exact: copies and a negation, no rounding
 
 
 def test_apply_rotary_equals_transformers_and_passes_the_rest_through():
@@ -31,6 +32,8 @@ def test_apply_rotary_equals_transformers_and_passes_the_rest_through():
     table = ref.create_sinusoidal_positions(20, 6)
     sin, cos = table[positions].split(3, dim=-1)
     expected = torch.cat([ref.apply_rotary_pos_emb(x[..., :6], sin, cos), x[..., 6:]], dim=-1)
+    # bit-equal by construction: x * cos + rotate_every_two(x) * sin on the same shapes; the angles are the same fp32
+    # products, and sin, cos are elementwise (ATen computes every element with one routine, whatever the length)
     assert torch.equal(apply_rotary(x, positions, 6), expected)
     assert torch.equal(apply_rotary(x, positions, 6)[..., 6:], x[..., 6:])
 
@@ -98,7 +101,8 @@ def test_mlp_and_block_equal_transformers():
     positions = torch.arange(6)[None].expand(2, -1)
     mask = gt.model.make_mask(None, torch.arange(6), 6, torch.float32)
     theirs = ref.block_outputs(hf, 0, x, position_ids=positions)
-    assert torch.equal(ours.transformer.h[0].mlp(ours.transformer.h[0].ln_1(x)), theirs["mlp"])  # MLP reads ln_1(x)
+    # MLP reads ln_1(x). Bit-equal by construction: LayerNorm, two Linears and gelu_new, the same ops on the same shapes
+    assert torch.equal(ours.transformer.h[0].mlp(ours.transformer.h[0].ln_1(x)), theirs["mlp"])
     mine = ours.transformer.h[0](x, positions, mask)[0]
     assert (mine - theirs["block"]).abs().max() <= ATOL
 
@@ -114,14 +118,14 @@ def test_the_model_computes_the_rotation_table_once_and_a_block_alone_gets_the_s
         block, x = ours.transformer.h[0].to(dtype), torch.randn(2, 6, 40, dtype=dtype)
         positions, mask = torch.arange(3, 9)[None].expand(2, -1), gt.model.make_mask(None, torch.arange(6), 6, dtype)
         handed_in = block(x, positions, mask, rotation=gt.rotary.rotation_table(positions, 4, dtype))[0]
-        assert torch.equal(handed_in, block(x, positions, mask)[0])  # the block computing its own table
+        assert torch.equal(handed_in, block(x, positions, mask)[0])  # its own table: the same ops, so the same bits
 
 
 def test_gelu_new_equals_transformers():
     from transformers.activations import ACT2FN
 
     x = torch.linspace(-6, 6, 1001)
-    assert torch.equal(gt.block.gelu_new(x), ACT2FN["gelu_new"](x))
+    assert torch.equal(gt.block.gelu_new(x), ACT2FN["gelu_new"](x))  # by construction: the same formula, op for op
 
 
 def test_the_two_spellings_of_the_score_scaling_differ_at_most_in_the_last_bit():
@@ -159,4 +163,4 @@ def test_reference_sharing_our_tensors_is_the_reference():
     theirs = ref.sharing(ours)
     assert [t.data_ptr() for t in theirs.state_dict().values()] == [t.data_ptr() for t in ours.state_dict().values()]
     ids = torch.randint(1, 97, (2, 9))
-    assert torch.equal(theirs(ids).logits, hf(ids).logits)
+    assert torch.equal(theirs(ids).logits, hf(ids).logits)  # by construction: the same code, tensors and shapes

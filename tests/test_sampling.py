@@ -69,6 +69,8 @@ def test_pipeline_equals_transformers_warpers(logits, temperature, k, p):
     scores = TemperatureLogitsWarper(temperature)(None, logits[None])
     scores = TopKLogitsWarper(k)(None, scores) if k else scores
     scores = TopPLogitsWarper(p)(None, scores) if p < 1 else scores
+    # bit-equal by construction: the same division, masks of copied logits (top-p's from the warper's own ops, or from
+    # the candidates, which decide only outside MARGIN of p) and the same softmax on the same (1, n) row
     assert torch.equal(logits_to_probs(logits[None], temperature, k, p), scores.softmax(-1))
 
 
@@ -137,8 +139,10 @@ def test_a_temperature_so_small_that_the_logits_overflow_is_greedy():
     """1 / 1e-39 overflows fp32: the scaled logits would be +-inf and the softmax NaN. The limit is greedy:
     the tied best tokens share all the probability. Masked (-inf) logits stay masked on either path."""
     logits = torch.tensor([[1.0, 3.0, -2.0, 3.0, -math.inf]])
+    # exact: the scaled logits are 0 (the two best) and -inf, whose softmax is exactly 1/2 and 0
     assert torch.equal(logits_to_probs(logits, temperature=1e-39), torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.0]]))
     probs = logits_to_probs(logits, temperature=0.5)  # the masked -inf takes the shifted path; same softmax
+    # bit-equal: 0.5 is a power of two, so (x - 3) / 0.5 and x / 0.5 - 6 (what softmax subtracts) are the same floats
     assert torch.equal(probs, torch.softmax(logits / 0.5, dim=-1)) and probs[0, 4] == 0
 
 
@@ -161,6 +165,8 @@ def test_generate_equals_transformers_token_for_token(eos_pair, kwargs):
         theirs = hf.generate(ids, attention_mask=mask, max_new_tokens=24, pad_token_id=3, **kwargs)
         torch.manual_seed(seed)
         mine = gt.generate(ours, ids, attention_mask=mask, max_new_tokens=24, **kwargs)
+        # token ids: our logits (fused attention) and transformers' (eager) are ~1e-7 apart, not bit-equal; a pick
+        # flips only on a tie or a draw that close, and logits perturbed by 1e-5 at every step pick these same tokens
         assert torch.equal(mine, theirs), f"seed {seed}"
 
 
@@ -222,5 +228,5 @@ def test_empty_prompt_is_refused(eos_pair):
 def test_transformers_model_can_be_wrapped_and_generated_from():
     hf = transformers.GPTJForCausalLM(make_config("odd")).eval()
     ours = gt.GPTJForCausalLM.from_transformers(hf)
-    ids = torch.tensor([[1, 2, 3]])
+    ids = torch.tensor([[1, 2, 3]])  # token ids: the two sides' logits differ by rounding, no pick here is that close
     assert torch.equal(gt.generate(ours, ids, max_new_tokens=6), hf.generate(ids, max_new_tokens=6, do_sample=False))
