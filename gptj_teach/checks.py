@@ -20,6 +20,7 @@ from .errors import InputError, InputTypeError
 from .sizes import head_dim, rotary_dim
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 CONFIG_SIZES = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
 
 
@@ -44,7 +45,10 @@ def bounds(low, high) -> str:
 
 
 def check_whole(value, name: str, low: int | None = None, high: int | None = None) -> int:
-    """A whole number (int or numpy integer, not bool) in [low, high]."""
+    """A whole number (int, numpy integer or a one-element integer tensor such as ``ids[0, 3]``; not bool) in
+    [low, high]."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype in INTEGER_DTYPES:
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InputTypeError(f"{name} must be a whole number, got {describe(value)}")
     value = int(value)

@@ -247,6 +247,13 @@ def test_pictures_refuse_what_they_cannot_draw(attentions, tok, call, word):
         plt.close("all")
 
 
+def test_a_token_id_read_out_of_a_tensor_is_a_token_id(tok):
+    ids = torch.tensor([[15496, 995]])  # "Hello world"
+    assert viz.token_labels(tok, [ids[0, 0], ids[0, 1]]) == viz.token_labels(tok, [15496, 995]) == ["Hello", "·world"]
+    with pytest.raises(GPTJTeachError, match="token id must be a whole number"):
+        viz.token_labels(tok, [torch.tensor(1.0)])
+
+
 # ---- the memory plan --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("arguments, word", [
     (dict(context=-1), "context must be >= 0"), (dict(batch=0.5), "batch must be a whole number"),
