@@ -55,13 +55,14 @@ student: $(VENV)/.ready
 
 # Two pytest workers (pytest-xdist), one thread each: two cores busy without either waiting on the other's threads.
 # --dist loadfile keeps each file on one worker, so a notebook's cells run in order in one kernel. A thread count
-# set in the environment wins (OMP_NUM_THREADS=2 make test); no test or saved output depends on it.
+# set in the environment wins (OMP_NUM_THREADS=2 make test); no test or saved output depends on it. The 15 slowest
+# tests are listed at the end: where the next minute of CI goes.
 WORKERS ?= 2
 export OMP_NUM_THREADS ?= 1
 XDIST = -n $(WORKERS) --dist loadfile
 test: $(VENV)/.ready
 	$(PY) -c "import torch, transformers as t; print('lock: torch', torch.__version__, '/ transformers', t.__version__)"
-	$(PY) -m pytest tests notebooks $(NBVAL) $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest tests notebooks $(NBVAL) $(XDIST) --durations=15 $(PYTEST_ARGS)
 
 # Another kernel path on the same machine: ATen's scalar kernels instead of AVX2/AVX512, MKL's compatible code path
 # (another blocking and summation order), one thread. A test or saved output that holds on one CPU's kernels only

@@ -31,6 +31,6 @@ def __getattr__(name):
     if name in {"viz", "widgets", "memory", "exercises", "sampling", "rotary", "attention", "block", "tokenizer",
                 "parity", "checks", "model", "checkpoint", "reference", "outputs", "errors", "bertviz_views",
                 "cli", "fast", "cache", "generation", "sizes", "activations", "circuits", "explorer", "induction",
-                "corpus", "training", "fused_loss", "student"}:
+                "corpus", "training", "fused_loss", "student", "saving"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'gptj_teach' has no attribute {name!r}")

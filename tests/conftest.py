@@ -48,7 +48,17 @@ REFERENCE = {
 }
 
 
+# The files that take longest, longest first: they start first, so that two workers (make test's -n 2 --dist
+# loadfile) finish together instead of one running a long notebook alone at the end. Order only: every file runs.
+LONGEST_FIRST = [
+    "09_speed_and_precision.ipynb", "10b_induction_head_forms.ipynb", "12_fine_tune.ipynb", "test_student_edition.py",
+    "test_fast.py", "11_train_your_own.ipynb", "test_hostile_files.py", "test_load_memory.py", "test_sampler.py",
+    "test_bertviz.py",
+]
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST else 99)
     if (ROOT / "notebooks").is_dir():  # in the repository (a test copies this file elsewhere to try its guards)
         folders = ("tests", "notebooks")
         stale = sorted(n for n in REFERENCE if not any((ROOT / folder / n).exists() for folder in folders))
