@@ -43,6 +43,7 @@ from .checks import check_config, check_device, check_dtype, check_flag
 from .errors import CheckpointError, InputError, InputTypeError
 from .model import (GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification,
                     GPTJModel)
+from .saving import shard_names
 from .tokenizer import load_tokenizer
 
 TINY = Path(__file__).parent / "checkpoints" / "tiny"
@@ -165,22 +166,6 @@ def weight_files(directory: Path) -> list[Path]:
         raise CheckpointError(f"{path} names {len(missing)} shard(s) that are missing, first {missing[0]!r}: "
                               "download or save the checkpoint again")
     return shards
-
-
-def shard_names(index: Path) -> list[str]:
-    """The shard files an index names, each a plain file name in the index's own directory."""
-    try:
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{index} is not a shard index ({type(error).__name__}: {error}): it must be a JSON "
-                              "object whose 'weight_map' maps tensor names to file names") from error
-    if not isinstance(weight_map, dict) or not weight_map:
-        raise CheckpointError(f"{index}: 'weight_map' must be a non-empty object of tensor name -> file name")
-    names = set(weight_map.values())
-    for name in names:
-        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-            raise CheckpointError(f"{index} names shard {name!r}: shards must be plain file names beside the index")
-    return sorted(names)
 
 
 def read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:

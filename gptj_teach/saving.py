@@ -14,6 +14,7 @@ work folder; one that was killed (SIGKILL cannot be caught) leaves it, and the n
 References: POSIX ``rename(2)`` (atomic replacement); ``transformers`` ``PreTrainedModel.save_pretrained``.
 """
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -72,8 +73,6 @@ def publish(work: Path, path: Path) -> None:
 def stale_files(path: Path) -> list[Path]:
     """The files of another layout in ``path``: shard indexes, ``pytorch_model.bin``, and the shards an index
     names (an index too damaged to read is removed without its shards)."""
-    from .checkpoint import shard_names  # a late import: checkpoint.py imports the model, which imports us
-
     stale = [path / name for name in OTHER_LAYOUTS if (path / name).exists()]
     for index in [f for f in stale if f.name.endswith(".index.json")]:
         try:
@@ -81,3 +80,20 @@ def stale_files(path: Path) -> list[Path]:
         except CheckpointError:
             pass
     return stale
+
+
+def shard_names(index: Path) -> list[str]:
+    """The shard files an index names, each a plain file name in the index's own directory (``load`` reads them;
+    a save over another layout removes them)."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{index} is not a shard index ({type(error).__name__}: {error}): it must be a JSON "
+                              "object whose 'weight_map' maps tensor names to file names") from error
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index}: 'weight_map' must be a non-empty object of tensor name -> file name")
+    names = set(weight_map.values())
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise CheckpointError(f"{index} names shard {name!r}: shards must be plain file names beside the index")
+    return sorted(names)
