@@ -12,6 +12,7 @@ from hypothesis import settings
 import gptj_teach as gt
 
 ROOT = Path(__file__).resolve().parents[1]
+
 # In CI every property test draws the same examples on every run (a failure there is a bug, never bad luck);
 # on a developer's machine hypothesis keeps exploring new ones and remembers the failures it finds.
 settings.register_profile("ci", derandomize=True)
@@ -60,9 +61,10 @@ LONGEST_FIRST = [
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST else 99)
     if (ROOT / "notebooks").is_dir():  # in the repository (a test copies this file elsewhere to try its guards)
-        folders = ("tests", "notebooks")
-        stale = sorted(n for n in REFERENCE if not any((ROOT / folder / n).exists() for folder in folders))
-        assert not stale, f"conftest.REFERENCE names files that do not exist: {stale}"
+        folders = ("tests", "tests/browser", "notebooks")
+        named = REFERENCE | set(LONGEST_FIRST)
+        stale = sorted(n for n in named if not any((ROOT / folder / n).exists() for folder in folders))
+        assert not stale, f"conftest.REFERENCE or LONGEST_FIRST names files that do not exist: {stale}"
     for item in items:
         if item.path.name in REFERENCE:
             item.add_marker(pytest.mark.reference)
