@@ -5,32 +5,45 @@
     ids = tok("def fib(n):", return_tensors="pt").input_ids
     print(tok.decode(gt.generate(model, ids, max_new_tokens=30)[0]))
 
-Modules, in the order a student meets them: tokenizer, rotary, attention, cache, block, model, checkpoint,
-sampling, generation (fast), viz, bertviz_views, widgets, memory, exercises; then looking inside: activations
-(every activation by name; hooks that change them), circuits (logit attribution, induction heads, ablation,
-activation patching), explorer (a widget over the cache), induction (watch an induction head form); then
-training: corpus, training, fused_loss; and student (the student edition of the notebooks).
+The folders, in the order a student meets them:
+
+    gptj/        the model itself, pure PyTorch, read top to bottom: tokenizer, sizes, rotary, attention, cache,
+                 block, outputs, model
+    generation/  choosing tokens (sampling), the decode loop (loop: generate, stream), the compiled path (fast)
+    show/        pictures and widgets: viz, bertviz_views, widgets (the sampler), explorer, memory (what fits)
+    interpret/   looking inside: activations (every activation by name, hooks), circuits, induction
+    train/       training your own: corpus, loop, fused_loss
+    classroom/   exercises (one module a notebook) and student (the student edition of the notebooks)
+
+and beside them the doors to the outside world: checkpoint (load and save), reference (the one module that
+calls transformers' GPT-J), parity (the green / red lines of the notebooks), checks and errors (every input
+checked, one clear message), saving, cli.
 """
 
 import importlib
 
+from . import _moved
+from .api import GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification, GPTJModel
 from .checkpoint import load
 from .errors import CheckpointError, GPTJTeachError, InputError, InputTypeError
-from .model import GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification, GPTJModel
-from .generation import generate, stream
-from .tokenizer import load_tokenizer
+from .generation.loop import generate, stream
+from .gptj.tokenizer import load_tokenizer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["CheckpointError", "GPTJTeachError", "InputError", "InputTypeError", "GPTJForCausalLM",
            "GPTJForQuestionAnswering", "GPTJForSequenceClassification",
            "GPTJModel", "generate", "load", "load_tokenizer", "stream"]
+SUBPACKAGES = {"gptj", "generation", "show", "interpret", "train", "classroom"}
+MODULES = {"api", "checkpoint", "reference", "parity", "checks", "errors", "saving", "cli"}
+_moved.install()
 
 
 def __getattr__(name):
-    """Import the notebook-side modules (viz, widgets, ...) on first use, so the core needs no plotting stack."""
-    if name in {"viz", "widgets", "memory", "exercises", "sampling", "rotary", "attention", "block", "tokenizer",
-                "parity", "checks", "model", "checkpoint", "reference", "outputs", "errors", "bertviz_views",
-                "cli", "fast", "cache", "generation", "sizes", "activations", "circuits", "explorer", "induction",
-                "corpus", "training", "fused_loss", "student", "saving"}:
+    """Import the subpackages and modules on first use (``gt.show.viz``), so the core needs no plotting stack; the
+    old flat names (``gt.show.viz``) still work for one release, with a FutureWarning (``_moved.py``)."""
+    if name in SUBPACKAGES or name in MODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _moved.MOVED:
+        globals()[name] = module = _moved.redirect(name)  # warned once: `from gptj_teach import viz` asks twice
+        return module
     raise AttributeError(f"module 'gptj_teach' has no attribute {name!r}")

@@ -33,18 +33,17 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
 import huggingface_hub as hub
+import torch
 from huggingface_hub.errors import StrictDataclassError  # what transformers' configs raise for a mistyped field
 from tqdm.auto import tqdm
 from transformers import GPTJConfig
 
+from .api import GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification, GPTJModel
 from .checks import check_config, check_device, check_dtype, check_flag
 from .errors import CheckpointError, InputError, InputTypeError
-from .model import (GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification,
-                    GPTJModel)
+from .gptj.tokenizer import load_tokenizer
 from .saving import shard_names
-from .tokenizer import load_tokenizer
 
 TINY = Path(__file__).parent / "checkpoints" / "tiny"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from .cache import DynamicCache, KVCache, StaticCache
 from .errors import InputError, InputTypeError
-from .sizes import head_dim, rotary_dim
+from .gptj.cache import DynamicCache, KVCache, StaticCache
+from .gptj.model import GPTJForCausalLM
+from .gptj.sizes import head_dim, rotary_dim
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -169,7 +170,7 @@ def check_cache(cache, config, batch: int, new: int, dtype, device) -> KVCache:
             isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in cache):
         cache = DynamicCache.from_pairs(cache)
     if not isinstance(cache, KVCache) or len(cache) not in (0, config.n_layer):
-        raise InputTypeError(f"cache must be a gt.cache.DynamicCache or StaticCache, e.g. the .cache of an earlier "
+        raise InputTypeError(f"cache must be a gt.gptj.cache.DynamicCache or StaticCache, e.g. the .cache of an earlier "
                              f"output, or one (keys, values) pair per layer ({config.n_layer}), got {describe(cache)}")
     if len(cache):  # every tensor must have the shape of layer 0's keys, with this call's batch
         want = (batch, config.n_head, check_tensor(cache[0][0], "cache[0]", 4, "float").shape[2], head_dim(config))
@@ -310,3 +311,10 @@ def check_config(config) -> None:
     if config.n_inner is not None:
         check_whole(config.n_inner, "config.n_inner", 1)
     check_number(config.layer_norm_epsilon, "config.layer_norm_epsilon")
+
+
+def check_causal_lm(model) -> None:
+    """One of our causal LMs: what generation, the activation hooks, training and the circuits read."""
+    if not isinstance(model, GPTJForCausalLM):
+        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
+                             "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers")

@@ -63,7 +63,7 @@ def generate(gt, args) -> None:
 
 def student(args) -> int:
     """Write the student edition; one line per notebook."""
-    from . import student as edition  # nbgrader: a test and notebook dependency, imported only here
+    from .classroom import student as edition  # nbgrader: a test and notebook dependency, imported only here
 
     try:
         written = edition.build(args.source, args.out)

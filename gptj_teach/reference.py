@@ -26,8 +26,7 @@ from contextlib import contextmanager
 
 import torch
 import transformers
-from transformers.models.gptj.modeling_gptj import (apply_rotary_pos_emb, create_sinusoidal_positions,  # noqa: F401
-                                                    rotate_every_two)
+from transformers.models.gptj.modeling_gptj import apply_rotary_pos_emb, create_sinusoidal_positions, rotate_every_two  # noqa: F401
 
 AUTO_CLASSES = {"GPTJModel": "AutoModel", "GPTJForCausalLM": "AutoModelForCausalLM",
                 "GPTJForSequenceClassification": "AutoModelForSequenceClassification",

@@ -28,9 +28,9 @@ from transformers import GPTJConfig
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gptj_teach as gt  # noqa: E402
 from gptj_teach.checkpoint import TINY  # noqa: E402
-from gptj_teach.corpus import (HELD_OUT_EVERY, CompactVocabulary, encode_files, split_files,  # noqa: E402
+from gptj_teach.train.corpus import (HELD_OUT_EVERY, CompactVocabulary, encode_files, split_files,  # noqa: E402
                                stdlib_files)
-from gptj_teach.training import History, Recipe, adamw, evaluate, fit  # noqa: E402
+from gptj_teach.train.loop import History, Recipe, adamw, evaluate, fit  # noqa: E402
 
 UNSEEN_BIAS = -20.0  # lm_head.bias of token ids that never occur in the training files
 SAMPLE_PROMPT = "import os\nimport sys\n\n\ndef main("

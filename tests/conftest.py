@@ -123,5 +123,5 @@ def left_padded_batch(vocab=97, seed=1):
     mask[1, :3] = 0
     mask[2, :5] = 0
     ids = ids.masked_fill(mask == 0, 0)
-    positions = gt.model.positions_from_mask(mask)  # what transformers' generate passes (tested in test_sampling)
+    positions = gt.gptj.model.positions_from_mask(mask)  # what transformers' generate passes (tested in test_sampling)
     return ids, mask, positions

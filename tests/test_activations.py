@@ -15,7 +15,7 @@ import torch
 from conftest import make_config, make_pair
 
 import gptj_teach as gt
-from gptj_teach.activations import run_with_cache, run_with_hooks
+from gptj_teach.interpret.activations import run_with_cache, run_with_hooks
 
 HOOKED_DEPRECATION = "ignore:HookedTransformer is deprecated:DeprecationWarning"  # 3.9.0 says so; we pin it
 TOLERANCE = 1e-4  # fp32, the acceptance bound; measured maxima are printed by -s
@@ -24,7 +24,7 @@ TOLERANCE = 1e-4  # fp32, the acceptance bound; measured maxima are printed by -
 def documented_names(n_layer: int) -> dict:
     """Our name -> (TransformerLens's name, starred: theirs is before the LayerNorm's weight and bias), read
     from the table in ``activations``' docstring: the table the docs show is the one the tests use."""
-    rows = re.findall(r"^    (\S+) .* (\S+\.hook_\w+|hook_embed)( \*)?$", gt.activations.__doc__, re.M)
+    rows = re.findall(r"^    (\S+) .* (\S+\.hook_\w+|hook_embed)( \*)?$", gt.interpret.activations.__doc__, re.M)
     assert len(rows) == 14, rows
     table = {}
     for ours, theirs, star in rows:
@@ -114,7 +114,7 @@ def test_every_activation_equals_transformer_lens_on_a_random_config(name):
 def test_identity_hooks_leave_the_logits_bit_equal(tiny):
     model, tok, _ = tiny
     ids = tok("def add(a, b):\n    return a + b\n", return_tensors="pt").input_ids
-    names = gt.activations.hook_points(model)
+    names = gt.interpret.activations.hook_points(model)
     with torch.no_grad():
         plain = model(ids, output_attentions=True).logits
         # bit-equal by construction: the same plain-path forward, hooks handing back the same values (a clone keeps

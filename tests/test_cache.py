@@ -16,7 +16,7 @@ def model():
 def test_dynamic_cache_reads_like_a_tuple_of_pairs(model):
     ids = torch.randint(1, 97, (2, 6))
     out = model(ids, use_cache=True)
-    assert isinstance(out.cache, gt.cache.DynamicCache) and out.past_key_values is out.cache
+    assert isinstance(out.cache, gt.gptj.cache.DynamicCache) and out.past_key_values is out.cache
     assert len(out.cache) == model.config.n_layer and out.cache.length == 6
     keys, values = out.cache[0]
     assert keys.shape == values.shape == (2, 5, 6, 8)  # (batch, heads, seq, head_dim)
@@ -36,16 +36,16 @@ def test_a_tuple_of_pairs_is_taken_as_a_cache_and_left_unchanged(model):
 @torch.no_grad()
 def test_the_cache_grows_in_place_across_calls(model):
     ids = torch.randint(1, 97, (1, 7))
-    cache = gt.cache.DynamicCache()
+    cache = gt.gptj.cache.DynamicCache()
     model(ids[:, :4], cache=cache)
     model(ids[:, 4:], cache=cache)
     assert cache.length == 7 and cache.slots_for(2, "cpu").tolist() == [7, 8]
 
 
 def test_advance_makes_room_for_one_more_token(model):
-    dynamic = gt.cache.DynamicCache()
+    dynamic = gt.gptj.cache.DynamicCache()
     assert dynamic.advance(torch.ones(2, 3, dtype=torch.long)).tolist() == [[1, 1, 1, 1]] * 2  # one more column
-    static = gt.fast.static_cache(model, 2, 10)
+    static = gt.generation.fast.static_cache(model, 2, 10)
     static.seek(torch.arange(4))  # a 4-token prompt
     mask = torch.ones(2, 10, dtype=torch.long)
     assert static.advance(mask) is mask and static.slots.tolist() == [4]  # the mask covers every slot already

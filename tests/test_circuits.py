@@ -8,8 +8,8 @@ from conftest import make_config
 from test_activations import HOOKED_DEPRECATION, hooked_transformer, random_pair
 
 import gptj_teach as gt
-from gptj_teach import circuits
-from gptj_teach.activations import run_with_cache
+from gptj_teach.interpret import circuits
+from gptj_teach.interpret.activations import run_with_cache
 
 CLEAN, CORRUPT = "for line in lines:\n    print(", "for path in paths:\n    print("
 DLA_TOLERANCE = 1e-4  # |sum of the terms - logit difference| in fp32; measured about 1e-6
@@ -136,7 +136,7 @@ def zero_a_position(z, head):  # the usual wrong axis
     ("check_zero_ablate", circuits.zero_ablate, zero_a_position, "z[:, :, head]"),
 ])
 def test_notebook_10_exercises_accept_the_answer_and_name_the_usual_mistake(check, right, wrong, hint, capsys):
-    check = getattr(gt.exercises, check)
+    check = getattr(gt.classroom.exercises, check)
     assert check(right) is True and capsys.readouterr().out.startswith("✅ Right! ")
     assert check(wrong) is False and hint in capsys.readouterr().out
     assert check(lambda *args: None) is False and "replace the `...`" in capsys.readouterr().out  # the placeholder

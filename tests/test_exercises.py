@@ -12,7 +12,8 @@ from conftest import make_config
 
 import gptj_teach as gt
 
-ex = gt.exercises
+ex = gt.classroom.exercises
+from gptj_teach.classroom.exercises import attention_views, grading, heads, model  # noqa: E402, F401  (ex.heads, ...)
 SOLUTIONS_PATH = Path(__file__).parents[1] / "notebooks" / "solutions" / "solutions.py"
 spec = importlib.util.spec_from_file_location("solutions", SOLUTIONS_PATH)
 sol = importlib.util.module_from_spec(spec)
@@ -80,7 +81,7 @@ def test_numeric_checks_accept_the_solutions(tiny, capsys):
     model, tok = tiny
     assert verdict(ex.check_memory_fp16_gb, sol.memory_fp16_gb(), capsys)[0] is True
     assert verdict(ex.check_kv_cache_bytes_per_token, sol.kv_cache_bytes_per_token(), capsys)[0] is True
-    head = sol.previous_token_head(model, tok, ex.PREVIOUS_TOKEN_TEXT)
+    head = sol.previous_token_head(model, tok, ex.attention_views.PREVIOUS_TOKEN_TEXT)
     assert verdict(ex.check_previous_token_head, head, capsys)[0] is True
 
 
@@ -211,7 +212,7 @@ def test_last_token_reference_is_where_the_sequence_classifier_reads():
     hf = transformers.GPTJForSequenceClassification(config).eval()
     ids = torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 8, 9], [0, 0, 5, 6, 7], [5, 0, 6, 0, 0]])
     per_token = hf.score(hf.transformer(ids).last_hidden_state)  # (batch, seq, labels)
-    index = ex._reference_last_token_index(ids, 0)
+    index = ex.heads._reference_last_token_index(ids, 0)
     assert torch.equal(per_token[torch.arange(4), index], hf(ids).logits)  # by construction: the classifier's own ops
     ours = gt.GPTJForSequenceClassification.from_transformers(hf).eval()
     assert torch.allclose(per_token[torch.arange(4), index], ours(ids).logits, atol=1e-5)
@@ -255,7 +256,7 @@ def test_truncate_at_stop_wrong_answers(capsys):
 def previous_token_scores_from_transformers():
     """(layer, head) previous-token scores of the tiny checkpoint, computed with transformers' GPT-J."""
     hf = transformers.GPTJForCausalLM.from_pretrained(gt.checkpoint.TINY, attn_implementation="eager").eval()
-    ids = gt.load_tokenizer()(ex.PREVIOUS_TOKEN_TEXT, return_tensors="pt").input_ids
+    ids = gt.load_tokenizer()(ex.attention_views.PREVIOUS_TOKEN_TEXT, return_tensors="pt").input_ids
     attentions = hf(ids, output_attentions=True).attentions  # per layer (1, heads, seq, seq)
     return torch.stack([a[0, :, torch.arange(1, ids.shape[1]), torch.arange(ids.shape[1] - 1)].float().mean(-1)
                         for a in attentions])  # (layer, head): weight of token i on token i - 1
@@ -268,12 +269,12 @@ def test_previous_token_head_agrees_with_transformers(capsys):
     assert verdict(ex.check_previous_token_head, best, capsys)[0] is True
     assert verdict(ex.check_previous_token_head, list(best), capsys)[0] is True
     assert verdict(ex.check_previous_token_head, tuple(torch.tensor(best)), capsys)[0] is True
-    if scores[worst] < scores.max() - ex.PREVIOUS_TOKEN_MARGIN:
+    if scores[worst] < scores.max() - ex.attention_views.PREVIOUS_TOKEN_MARGIN:
         out = rejected(ex.check_previous_token_head, worst, capsys, "previous token")
         assert str(best) not in out  # the hint never names the answer
     if best[0] + 1 < scores.shape[0] and best[1] + 1 < scores.shape[1]:
         one_based = (best[0] + 1, best[1] + 1)
-        if scores[one_based] < scores.max() - ex.PREVIOUS_TOKEN_MARGIN:
+        if scores[one_based] < scores.max() - ex.attention_views.PREVIOUS_TOKEN_MARGIN:
             rejected(ex.check_previous_token_head, one_based, capsys, "counted from 0")
     rejected(ex.check_previous_token_head, (scores.shape[0], 0), capsys, "layers go")
     rejected(ex.check_previous_token_head, (1, 2, 3), capsys, "pair")
@@ -281,7 +282,7 @@ def test_previous_token_head_agrees_with_transformers(capsys):
 
 # ---- the "your turn" checks added with the student edition --------------------------------------------------
 def test_bpe_and_decode_wrong_answers(capsys):
-    ranks, byte_to_symbol = gt.tokenizer.merge_ranks(), gt.tokenizer.bytes_to_unicode()
+    ranks, byte_to_symbol = gt.gptj.tokenizer.merge_ranks(), gt.gptj.tokenizer.bytes_to_unicode()
 
     def leftmost(piece):
         symbols = [byte_to_symbol[b] for b in piece.encode()]
@@ -291,7 +292,7 @@ def test_bpe_and_decode_wrong_answers(capsys):
 
     rejected(ex.check_bpe, leftmost, capsys, "LOWEST rank")
     rejected(ex.check_bpe, lambda piece: list(piece), capsys, "byte symbols")
-    rejected(ex.check_bpe, lambda piece: gt.tokenizer.bpe_steps(piece)[1 if len(gt.tokenizer.bpe_steps(piece)) > 2
+    rejected(ex.check_bpe, lambda piece: gt.gptj.tokenizer.bpe_steps(piece)[1 if len(gt.gptj.tokenizer.bpe_steps(piece)) > 2
                                                                        else -1], capsys, "too early")
     tok = gt.load_tokenizer()
     rejected(ex.check_decode, lambda ids: "".join(tok.convert_ids_to_tokens(ids)), capsys, "byte symbols")
@@ -356,7 +357,7 @@ def test_model_pieces_wrong_answers(capsys):
         body, seq = model.transformer, ids.shape[1]
         x = body.wte(ids)
         for block in body.h:
-            x = block(x, torch.arange(seq)[None], gt.model.make_mask(None, torch.arange(seq), seq, torch.float32))[0]
+            x = block(x, torch.arange(seq)[None], gt.gptj.model.make_mask(None, torch.arange(seq), seq, torch.float32))[0]
         return model.lm_head(x)
 
     rejected(ex.check_forward, no_ln_f, capsys, "ln_f")
@@ -370,10 +371,10 @@ def test_model_pieces_wrong_answers(capsys):
 
 def test_parameter_count_reference_is_transformers_count():
     """The count the check compares with is that of transformers' own GPT-J (on the meta device)."""
-    for config in ex._parameter_count_configs():
+    for config in ex.model._parameter_count_configs():
         with torch.device("meta"):
             theirs = sum(p.numel() for p in transformers.GPTJForCausalLM(config).parameters())
-        assert ex._counted_parameters(config) == theirs
+        assert ex.model._counted_parameters(config) == theirs
 
 
 def counted_with(**changes):
@@ -453,12 +454,12 @@ def test_first_divergent_layer_wrong_answers(capsys):
 def test_logit_lens_reference_gives_the_models_own_logits():
     """On the last block's output (before ln_f) the read-out the check uses gives the logits of our model and of
     transformers' model on the same weights."""
-    model, ids, _ = ex._small_model()
-    last = ex._last_block_output(model, ids)
-    assert torch.equal(ex._reference_logit_lens(model, last), model(ids).logits)  # the forward's own ln_f, lm_head
+    model, ids, _ = ex.grading._small_model()
+    last = ex.heads._last_block_output(model, ids)
+    assert torch.equal(ex.heads._reference_logit_lens(model, last), model(ids).logits)  # the forward's own ln_f, lm_head
     hf = gt.reference.build(model.config)
     hf.load_state_dict(model.state_dict())
-    torch.testing.assert_close(ex._reference_logit_lens(model, last), hf(ids).logits, atol=1e-4, rtol=0)
+    torch.testing.assert_close(ex.heads._reference_logit_lens(model, last), hf(ids).logits, atol=1e-4, rtol=0)
 
 
 def test_logit_lens_wrong_answers(capsys):
@@ -482,12 +483,12 @@ def test_sampling_pieces_wrong_answers(capsys):
     rejected(ex.check_top_k, lambda logits, k: torch.softmax(sol.top_k(logits, k), -1), capsys, "not probabilities")
 
     def temperature_last(logits, t, k, p):
-        return torch.softmax(gt.sampling.top_p_filter(gt.sampling.top_k_filter(logits, k), p) / t, -1)
+        return torch.softmax(gt.generation.sampling.top_p_filter(gt.generation.sampling.top_k_filter(logits, k), p) / t, -1)
 
     rejected(ex.check_logits_to_probs, temperature_last, capsys, "FIRST")
     rejected(ex.check_logits_to_probs, lambda logits, t, k, p: sol.logits_to_probs(logits, t, max(k, 1), p), capsys,
              "top_k = 0")
-    rejected(ex.check_logits_to_probs, lambda logits, t, k, p: gt.sampling.top_p_filter(logits / t, p), capsys,
+    rejected(ex.check_logits_to_probs, lambda logits, t, k, p: gt.generation.sampling.top_p_filter(logits / t, p), capsys,
              "softmax")
 
 
@@ -508,10 +509,10 @@ def test_head_pieces_wrong_answers(capsys):
 
 
 def test_previous_token_head_counted_from_1_hint_only_for_that_mistake(capsys):
-    scores = ex._previous_token_scores()
+    scores = ex.attention_views._previous_token_scores()
     layer, head = divmod(scores.argmax().item(), scores.shape[1])
     rejected(ex.check_previous_token_head, (layer + 1, head + 1), capsys, "counted from 0")
     neighbour = (layer, (head + 1) % scores.shape[1])
-    if scores[neighbour] < scores.max() - ex.PREVIOUS_TOKEN_MARGIN:
+    if scores[neighbour] < scores.max() - ex.attention_views.PREVIOUS_TOKEN_MARGIN:
         out = rejected(ex.check_previous_token_head, neighbour, capsys)
         assert "counted from 0" not in out, out

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import gptj_teach as gt
-from gptj_teach import circuits
-from gptj_teach.activations import run_with_cache
+from gptj_teach.interpret import circuits
+from gptj_teach.interpret.activations import run_with_cache
 
 PROMPT = "for line in lines:\n    print(line)\nfor line in lines:\n    print("
 
@@ -17,7 +17,7 @@ def tiny():
 
 def test_the_sliders_read_the_row_and_the_head_effect(tiny):
     model, tok = tiny
-    w = gt.explorer.explore(model, tok, PROMPT)
+    w = gt.show.explorer.explore(model, tok, PROMPT)
     ids = tok(PROMPT, return_tensors="pt").input_ids
     assert w.token.max == ids.shape[1] - 1 and w.token.value == w.token.max and len(w.tokens) == ids.shape[1]
     with torch.no_grad():
@@ -33,7 +33,7 @@ def test_the_sliders_read_the_row_and_the_head_effect(tiny):
 
 def test_a_new_prompt_reruns_the_model_and_resets_the_token(tiny):
     model, tok = tiny
-    w = gt.explorer.explore(model, tok, PROMPT)
+    w = gt.show.explorer.explore(model, tok, PROMPT)
     w.prompt.value = "import os"
     assert w.tokens == ["import", "·os"] and w.token.max == 1 and w.token.value == 1 and w.row.shape == (2,)
     w.prompt.value = ""  # an empty prompt still shows something (a space), never crashes
@@ -43,6 +43,6 @@ def test_a_new_prompt_reruns_the_model_and_resets_the_token(tiny):
 def test_wrong_arguments_are_refused(tiny):
     model, tok = tiny
     with pytest.raises(gt.InputTypeError, match="GPTJForCausalLM"):
-        gt.explorer.explore(model.transformer, tok)
+        gt.show.explorer.explore(model.transformer, tok)
     with pytest.raises(gt.InputTypeError, match="prompt must be a str"):
-        gt.explorer.explore(model, tok, prompt=42)
+        gt.show.explorer.explore(model, tok, prompt=42)

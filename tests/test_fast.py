@@ -7,7 +7,7 @@ import torch
 from conftest import left_padded_batch, make_config, make_pair
 
 import gptj_teach as gt
-from gptj_teach import fast
+from gptj_teach.generation import fast
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # CUDA graphs where a GPU is present
 # The loops' tokens are compared, not their logits, which differ: inductor's fused kernels (and, uncompiled, the static

@@ -99,25 +99,25 @@ RECIPE_FIELDS = ("steps", "minutes", "batch", "seq", "lr", "warmup", "weight_dec
 
 
 def cache_names(**kwargs):
-    return list(gt.activations.run_with_cache(MODEL, **kwargs)[1])
+    return list(gt.interpret.activations.run_with_cache(MODEL, **kwargs)[1])
 
 
 def evaluate(**kwargs):
-    return gt.training.evaluate(MODEL, **kwargs)
+    return gt.train.loop.evaluate(MODEL, **kwargs)
 
 
 ENTRIES.update({
-    "plan": (gt.memory.plan, dict(config=None, dtype=torch.float16, context=2048, batch=1), {
+    "plan": (gt.show.memory.plan, dict(config=None, dtype=torch.float16, context=2048, batch=1), {
         "config": ["config"], "dtype": ["dtype"], "context": ["context"], "batch": ["batch"]}),
-    "Recipe": (gt.training.Recipe, dict(steps=4, batch=2, seq=8), {
+    "Recipe": (gt.train.loop.Recipe, dict(steps=4, batch=2, seq=8), {
         field: [f"recipe.{field}", "budget"] for field in RECIPE_FIELDS}),
     "evaluate": (evaluate, dict(ids=IDS[0].repeat(5), seq=4, max_windows=2), {
         "ids": ["ids"], "seq": ["seq"], "max_windows": ["max_windows"]}),
     "run_with_cache": (cache_names, dict(input_ids=IDS, names=["h.0.attn.pattern"]), {
         "input_ids": ["input_ids"], "names": ["names", "activation"]}),
-    "induction_score": (gt.circuits.induction_score, dict(pattern=PATTERN, n=4), {"pattern": ["pattern"], "n": ["n "]}),
-    "zero_ablate": (gt.circuits.zero_ablate, dict(z=Z, head=1), {"z": ["z ", "head"], "head": ["head"]}),
-    "logit_difference": (gt.circuits.logit_difference, dict(logits=LOGITS, right=3, wrong=7, pos=-1), {
+    "induction_score": (gt.interpret.circuits.induction_score, dict(pattern=PATTERN, n=4), {"pattern": ["pattern"], "n": ["n "]}),
+    "zero_ablate": (gt.interpret.circuits.zero_ablate, dict(z=Z, head=1), {"z": ["z ", "head"], "head": ["head"]}),
+    "logit_difference": (gt.interpret.circuits.logit_difference, dict(logits=LOGITS, right=3, wrong=7, pos=-1), {
         "logits": ["logits", "right", "wrong", "pos"], "right": ["right"], "wrong": ["wrong"], "pos": ["pos"]}),
 })
 FLOAT_TENSORS = {"pattern", "z", "logits"}  # float arguments: an integer-valued float tensor stays a float tensor
@@ -163,7 +163,7 @@ def test_every_argument_is_answered_or_refused_by_name(entry, argument, value):
        temperature=st.floats(min_value=1e-300, max_value=1e300), top_p=st.floats(0.01, 1.0))
 def test_any_finite_positive_temperature_gives_a_distribution(logits, temperature, top_p):
     """Tiny temperatures behave like greedy (all the mass on the best logits), huge ones like uniform: no NaN."""
-    probs = gt.sampling.logits_to_probs(torch.tensor(logits), temperature, 0, top_p)
+    probs = gt.generation.sampling.logits_to_probs(torch.tensor(logits), temperature, 0, top_p)
     assert torch.isfinite(probs).all() and math.isclose(probs.sum().item(), 1.0, rel_tol=1e-5)
     best = torch.tensor(logits) == max(logits)
     if temperature < 1e-30:
@@ -205,13 +205,13 @@ def test_stream_and_sampler_refuse_what_is_not_a_tokenizer(tok):
     with pytest.raises(GPTJTeachError, match="tok must be a tokenizer"):
         next(gt.stream(MODEL, tok, "def f"))
     with pytest.raises(GPTJTeachError, match="tok must be a tokenizer"):
-        gt.widgets.sampler(MODEL, tok)
+        gt.show.widgets.sampler(MODEL, tok)
 
 
 @pytest.mark.parametrize("model", [None, "tiny", torch.nn.Linear(2, 2)])
 def test_generate_stream_and_sampler_refuse_what_is_not_our_model(model):
     for call in (lambda: gt.generate(model, IDS), lambda: next(gt.stream(model, TOKENIZER, "x")),
-                 lambda: gt.widgets.sampler(model, TOKENIZER)):
+                 lambda: gt.show.widgets.sampler(model, TOKENIZER)):
         with pytest.raises(GPTJTeachError, match="model must be a gptj_teach GPTJForCausalLM"):
             call()
 
@@ -222,7 +222,7 @@ def test_generate_stream_and_sampler_refuse_what_is_not_our_model(model):
 def test_sampler_widget_refuses_bad_settings_by_name(kwargs, word):
     pytest.importorskip("ipywidgets")
     with pytest.raises(GPTJTeachError, match=word):
-        gt.widgets.sampler(MODEL, TOKENIZER, **kwargs)
+        gt.show.widgets.sampler(MODEL, TOKENIZER, **kwargs)
 
 
 def test_errors_are_ours_and_the_builtin_kind():

@@ -16,8 +16,12 @@ import torch  # noqa: E402
 from conftest import make_config, make_pair  # noqa: E402
 
 import gptj_teach as gt  # noqa: E402
-from gptj_teach import (activations, bertviz_views, circuits, corpus, exercises, induction, memory,  # noqa: E402
-                        training, viz)
+from gptj_teach.classroom import exercises  # noqa: E402
+from gptj_teach.classroom.exercises import grading  # noqa: E402
+from gptj_teach.interpret import activations, circuits, induction  # noqa: E402
+from gptj_teach.show import bertviz_views, memory, viz  # noqa: E402
+from gptj_teach.train import corpus  # noqa: E402
+from gptj_teach.train import loop as training  # noqa: E402
 from gptj_teach.errors import GPTJTeachError, InputError, InputTypeError  # noqa: E402
 
 IDS = torch.tensor([[5, 17, 33, 2, 90, 41]])
@@ -275,7 +279,7 @@ def test_the_memory_plan_takes_dtype_names_as_load_does(name, dtype):
 
 # ---- exercise checks ---------------------------------------------------------------------------------------------
 def test_an_endless_loop_is_stopped_and_reported(monkeypatch, capsys):
-    monkeypatch.setattr(exercises, "TIME_LIMIT", 0.3)
+    monkeypatch.setattr(grading, "TIME_LIMIT", 0.3)
 
     def forever(x):
         while True:
@@ -299,5 +303,5 @@ def test_ctrl_c_in_the_learners_function_is_a_hint_not_a_traceback(capsys):
 def test_the_time_limit_leaves_no_alarm_behind(monkeypatch):
     import signal
     before = signal.getsignal(signal.SIGALRM)
-    assert exercises.check_rotate_every_two(gt.rotary.rotate_every_two) is True
+    assert exercises.check_rotate_every_two(gt.gptj.rotary.rotate_every_two) is True
     assert signal.getsignal(signal.SIGALRM) == before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

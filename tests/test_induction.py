@@ -3,7 +3,7 @@
 
 import torch
 
-from gptj_teach.induction import first_step_below, induction_config, train_induction
+from gptj_teach.interpret.induction import first_step_below, induction_config, train_induction
 
 
 def test_a_short_run_is_seeded_and_records_what_it_promises():

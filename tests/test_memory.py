@@ -1,4 +1,4 @@
-"""gt.memory against the models themselves: parameter counts, weight bytes and KV-cache bytes are measured on
+"""gt.show.memory against the models themselves: parameter counts, weight bytes and KV-cache bytes are measured on
 real transformers / gptj_teach models (random small configs; the 6B shape on the meta device)."""
 
 import matplotlib
@@ -11,7 +11,7 @@ from conftest import CONFIGS, make_config
 import gptj_teach as gt
 
 matplotlib.use("Agg")
-memory = gt.memory
+memory = gt.show.memory
 
 
 def numel(model) -> int:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import gptj_teach as gt
 from gptj_teach import reference as ref
-from gptj_teach.rotary import apply_rotary, fixed_pos_embedding, rotate_every_two
+from gptj_teach.gptj.rotary import apply_rotary, fixed_pos_embedding, rotate_every_two
 
 ATOL = 1e-5
 
@@ -64,9 +64,9 @@ def test_attention_layer_equals_transformers():
     hf, ours = make_pair(make_config("odd"))
     x = torch.randn(2, 6, 40)
     positions = torch.arange(6)[None].expand(2, -1)
-    mask = gt.model.make_mask(None, torch.arange(6), 6, torch.float32)
+    mask = gt.gptj.model.make_mask(None, torch.arange(6), 6, torch.float32)
     theirs, their_weights = ref.attention_outputs(hf, 0, x, position_ids=positions)  # layer 0's attention, on x
-    cache = gt.cache.DynamicCache()
+    cache = gt.gptj.cache.DynamicCache()
     mine, weights = ours.transformer.h[0].attn(x, positions, mask, cache, output_attentions=True)
     assert (mine - theirs).abs().max() <= ATOL
     assert (weights - their_weights).abs().max() <= ATOL
@@ -78,19 +78,19 @@ def test_plain_and_fused_attention_agree_with_padding():
     q, k, v = torch.randn(3, 2, 5, 8), torch.randn(3, 2, 9, 8), torch.randn(3, 2, 9, 8)
     padding = torch.ones(3, 9, dtype=torch.long)
     padding[1, :2] = 0
-    mask = gt.model.make_mask(padding, torch.arange(4, 9), 9, torch.float32)
-    plain, weights = gt.attention.plain_attention(q, k, v, mask)
+    mask = gt.gptj.model.make_mask(padding, torch.arange(4, 9), 9, torch.float32)
+    plain, weights = gt.gptj.attention.plain_attention(q, k, v, mask)
     assert torch.allclose(weights.sum(-1), torch.ones(3, 2, 5))
-    assert (plain - gt.attention.fused_attention(q, k, v, mask)).abs().max() <= ATOL
+    assert (plain - gt.gptj.attention.fused_attention(q, k, v, mask)).abs().max() <= ATOL
 
 
 def test_causal_mask_with_cache_lets_new_queries_see_the_past():
-    allowed = gt.model.make_mask(None, torch.arange(3, 5), 5, torch.float32)[0, 0] == 0  # 2 new after 3 cached
+    allowed = gt.gptj.model.make_mask(None, torch.arange(3, 5), 5, torch.float32)[0, 0] == 0  # 2 new after 3 cached
     assert allowed.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
 
 
 def test_causal_mask_in_a_static_cache_hides_the_slots_not_written_yet():
-    allowed = gt.model.make_mask(None, torch.tensor([2]), 6, torch.float32)[0, 0] == 0  # the token at slot 2
+    allowed = gt.gptj.model.make_mask(None, torch.tensor([2]), 6, torch.float32)[0, 0] == 0  # the token at slot 2
     assert allowed.tolist() == [[True, True, True, False, False, False]]
 
 
@@ -99,7 +99,7 @@ def test_mlp_and_block_equal_transformers():
     hf, ours = make_pair(make_config("odd"))
     x = torch.randn(2, 6, 40)
     positions = torch.arange(6)[None].expand(2, -1)
-    mask = gt.model.make_mask(None, torch.arange(6), 6, torch.float32)
+    mask = gt.gptj.model.make_mask(None, torch.arange(6), 6, torch.float32)
     theirs = ref.block_outputs(hf, 0, x, position_ids=positions)
     # MLP reads ln_1(x). Bit-equal by construction: LayerNorm, two Linears and gelu_new, the same ops on the same shapes
     assert torch.equal(ours.transformer.h[0].mlp(ours.transformer.h[0].ln_1(x)), theirs["mlp"])
@@ -110,14 +110,14 @@ def test_mlp_and_block_equal_transformers():
 def test_the_model_computes_the_rotation_table_once_and_a_block_alone_gets_the_same_result(monkeypatch):
     _, ours = make_pair(make_config("odd"))
     calls = []
-    monkeypatch.setattr(gt.rotary, "fixed_pos_embedding",
+    monkeypatch.setattr(gt.gptj.rotary, "fixed_pos_embedding",
                         lambda *args: calls.append(args) or fixed_pos_embedding(*args))
     ours(torch.randint(97, (2, 6)))
     assert len(calls) == 1 < ours.config.n_layer  # one table for every layer, not one per layer
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         block, x = ours.transformer.h[0].to(dtype), torch.randn(2, 6, 40, dtype=dtype)
-        positions, mask = torch.arange(3, 9)[None].expand(2, -1), gt.model.make_mask(None, torch.arange(6), 6, dtype)
-        handed_in = block(x, positions, mask, rotation=gt.rotary.rotation_table(positions, 4, dtype))[0]
+        positions, mask = torch.arange(3, 9)[None].expand(2, -1), gt.gptj.model.make_mask(None, torch.arange(6), 6, dtype)
+        handed_in = block(x, positions, mask, rotation=gt.gptj.rotary.rotation_table(positions, 4, dtype))[0]
         assert torch.equal(handed_in, block(x, positions, mask)[0])  # its own table: the same ops, so the same bits
 
 
@@ -125,7 +125,7 @@ def test_gelu_new_equals_transformers():
     from transformers.activations import ACT2FN
 
     x = torch.linspace(-6, 6, 1001)
-    assert torch.equal(gt.block.gelu_new(x), ACT2FN["gelu_new"](x))  # by construction: the same formula, op for op
+    assert torch.equal(gt.gptj.block.gelu_new(x), ACT2FN["gelu_new"](x))  # by construction: the same formula, op for op
 
 
 def test_the_two_spellings_of_the_score_scaling_differ_at_most_in_the_last_bit():
@@ -151,7 +151,7 @@ def test_token_by_token_with_the_reference_cache_equals_ours():
     out = ours(ids, output_hidden_states=True)
     block = ours.transformer.h[2]
     mine = block.attn(block.ln_1(out.hidden_states[2]), torch.arange(7)[None].expand(2, -1),
-                      gt.model.make_mask(None, torch.arange(7), 7, torch.float32))[0]
+                      gt.gptj.model.make_mask(None, torch.arange(7), 7, torch.float32))[0]
     assert len(caught["transformer.h.2.attn"]) == 7
     assert (torch.cat(caught["transformer.h.2.attn"], dim=1) - mine).abs().max() <= ATOL
 

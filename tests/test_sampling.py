@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gptj_teach as gt
-from gptj_teach.sampling import (logits_to_probs, next_token, temperature_scale, top_k_filter, top_p_among_best,
+from gptj_teach.generation.sampling import (logits_to_probs, next_token, temperature_scale, top_k_filter, top_p_among_best,
                                  top_p_filter)
 
 logit_rows = st.builds(lambda seed, n, scale: torch.randn(n, generator=torch.Generator().manual_seed(seed)) * scale,
@@ -96,7 +96,7 @@ def test_top_p_decides_like_transformers_just_outside_the_margin():
     p is set 1.2 and 2 margins either side of where transformers' own sum puts a token's edge."""
     from transformers.generation.logits_process import TopPLogitsWarper
 
-    from gptj_teach.sampling import MARGIN
+    from gptj_teach.generation.sampling import MARGIN
 
     settled = 0
     for seed in range(50):

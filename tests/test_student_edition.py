@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gptj_teach import student
+from gptj_teach.classroom import student
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -70,7 +70,7 @@ def test_component_notebooks_have_three_your_turn_cells_each():
             nb = nbformat.read(path, as_version=4)
             assert len(cells(nb, "solution")) >= 3 and len(cells(nb, "grade")) >= 3, path.name
             for cell in cells(nb, "grade"):
-                assert cell.source.startswith("assert gt.exercises.check_") or "assert gt.exercises.check_" in cell.source
+                assert cell.source.startswith("assert gt.classroom.exercises.check_") or "assert gt.classroom.exercises.check_" in cell.source
     assert seen == COMPONENT_NOTEBOOKS, sorted(COMPONENT_NOTEBOOKS - seen)  # a renamed notebook is not skipped
 
 

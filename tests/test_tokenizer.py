@@ -4,7 +4,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import gptj_teach as gt
-from gptj_teach.tokenizer import bpe_steps, encode_and_show_work, pretokenize
+from gptj_teach.gptj.tokenizer import bpe_steps, encode_and_show_work, pretokenize
 
 TOK = gt.load_tokenizer()
 

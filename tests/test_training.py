@@ -15,8 +15,8 @@ from conftest import make_config
 from torch import nn
 
 import gptj_teach as gt
-from gptj_teach import corpus, training
-from gptj_teach.fused_loss import LinearCrossEntropy
+from gptj_teach.train import corpus, loop as training
+from gptj_teach.train.fused_loss import LinearCrossEntropy
 
 peft = pytest.importorskip("peft")
 # peft 0.21 asks a transformers model is_gradient_checkpointing, deprecated in transformers 5.24: not our call
@@ -217,7 +217,7 @@ def test_merged_lora_adapter_loads_into_transformers_with_the_same_logits(tmp_pa
 
 
 def test_notebook_checks_accept_right_answers_and_hint_at_wrong_ones(capsys):
-    ex = gt.exercises
+    ex = gt.classroom.exercises
 
     def says(check, answer, start, *words):
         assert check(answer) is (start == "✅")
@@ -244,5 +244,5 @@ def test_notebook_checks_accept_right_answers_and_hint_at_wrong_ones(capsys):
     says(ex.check_lora_parameter_count, layers * 2 * 2 * 8 * d, "❌", "score head")
     says(ex.check_lora_merge, lambda w, a, b, alpha, r: w + alpha / r * (b @ a), "✅")
     says(ex.check_lora_merge, lambda w, a, b, alpha, r: w + b @ a, "❌", "alpha / r")
-    says(ex.check_nf4_weights_gb, gt.memory.parameter_count() / 2 / 1e9, "✅")
-    says(ex.check_nf4_weights_gb, gt.memory.parameter_count() / 1e9, "❌", "half a byte")
+    says(ex.check_nf4_weights_gb, gt.show.memory.parameter_count() / 2 / 1e9, "✅")
+    says(ex.check_nf4_weights_gb, gt.show.memory.parameter_count() / 1e9, "❌", "half a byte")

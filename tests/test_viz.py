@@ -1,4 +1,4 @@
-"""gptj_teach.viz: token colouring, matplotlib attention maps, bertviz pages (small, offline), distributions.
+"""gptj_teach.show.viz: token colouring, matplotlib attention maps, bertviz pages (small, offline), distributions.
 
 What a browser shows is tested in tests/browser/; here we test the HTML and the figures themselves.
 """
@@ -18,7 +18,7 @@ import transformers  # noqa: E402
 from gptj_teach.reference import create_sinusoidal_positions  # noqa: E402
 
 import gptj_teach as gt  # noqa: E402
-from gptj_teach import bertviz_views, viz  # noqa: E402
+from gptj_teach.show import bertviz_views, viz  # noqa: E402
 from gptj_teach.parity import report_parity  # noqa: E402
 
 CODE = '''def fibonacci(n):
@@ -211,7 +211,7 @@ def test_plot_distribution_shows_the_top_k_and_highlights_the_nucleus(tiny):
         probs = torch.softmax(model(ids).logits[0, -1], dim=-1)
     top = torch.topk(probs, 10)
     p = top.values[:3].sum().item() - 1e-4  # a nucleus of 3 tokens
-    kept = torch.isfinite(gt.sampling.top_p_filter(torch.log(probs), p))
+    kept = torch.isfinite(gt.generation.sampling.top_p_filter(torch.log(probs), p))
     ax = viz.plot_distribution(probs, tok, k=10, highlight=kept)
     bars = ax.patches
     assert [b.get_width() for b in bars] == pytest.approx(top.values.tolist())

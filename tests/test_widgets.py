@@ -39,7 +39,7 @@ def tiny():
 @pytest.fixture
 def w(tiny):
     model, tok, _ = tiny
-    return gt.widgets.sampler(model, tok, prompt=PROMPT, max_new_tokens=8, seed=0)
+    return gt.show.widgets.sampler(model, tok, prompt=PROMPT, max_new_tokens=8, seed=0)
 
 
 def reference_probs(logits, temperature, top_k, top_p):
@@ -59,7 +59,7 @@ def test_names_the_browser_tests_rely_on(w):
                                                                                       "Generate")
     assert "gptj-sampler-stats" in w.stats_html._dom_classes
     assert "gptj-sampler-text" in w.output._dom_classes
-    assert isinstance(w, gt.widgets.Sampler) and w.prompt.value == PROMPT and w.max_new_tokens.value == 8
+    assert isinstance(w, gt.show.widgets.Sampler) and w.prompt.value == PROMPT and w.max_new_tokens.value == 8
 
 
 @torch.no_grad()
@@ -75,7 +75,7 @@ def test_lower_temperature_sharpens(w):
     for temperature in (1.5, 1.0, 0.5):
         w.temperature.value = temperature
         seen.append(w.stats)
-        torch.testing.assert_close(w.probs, gt.sampling.logits_to_probs(w.logits, temperature, 0, 1.0))
+        torch.testing.assert_close(w.probs, gt.generation.sampling.logits_to_probs(w.logits, temperature, 0, 1.0))
         torch.testing.assert_close(w.probs, reference_probs(w.logits, temperature, 0, 1.0), atol=1e-6, rtol=0)
     tops, entropies = [s["top_prob"] for s in seen], [s["entropy_nats"] for s in seen]
     assert tops[0] < tops[1] < tops[2]
@@ -88,7 +88,7 @@ def test_lower_temperature_sharpens(w):
 def test_top_p_keeps_the_smallest_set_that_reaches_p(w, temperature, top_k, top_p):
     w.temperature.value, w.top_k.value, w.top_p.value = temperature, top_k, top_p
     torch.testing.assert_close(w.probs, reference_probs(w.logits, temperature, top_k, top_p), atol=1e-6, rtol=0)
-    before = gt.sampling.logits_to_probs(w.logits, temperature, top_k, 1.0)  # before the top-p cut
+    before = gt.generation.sampling.logits_to_probs(w.logits, temperature, top_k, 1.0)  # before the top-p cut
     order = before.argsort(descending=True)
     n = w.stats["nucleus_size"]
     assert n == int((w.probs > 0).sum()) >= 1
@@ -130,7 +130,7 @@ def test_chart_and_numbers_change_with_temperature(w):
     w.temperature.value = 0.4
     assert w.stats_html.value != stats and w.chart.value != chart
     assert f"{w.stats['top_prob']:.3f}" in w.stats_html.value
-    assert all(html.escape(label) in w.chart.value for label in gt.viz.token_labels(w.tok, w.top_ids))
+    assert all(html.escape(label) in w.chart.value for label in gt.show.viz.token_labels(w.tok, w.top_ids))
 
 
 def test_generate_equals_gt_generate_and_transformers_generate(w, tiny):
@@ -158,11 +158,11 @@ def test_empty_prompt_is_explained_not_a_crash(w):
 def test_a_saved_sampler_shows_a_sentence_not_its_repr(tiny):
     """Opened without its kernel, a notebook shows an output's text/plain: a sentence, never Sampler(children=...)."""
     model, tok, _ = tiny
-    bundle = gt.widgets.sampler(model, tok)._repr_mimebundle_()
-    assert bundle["text/plain"] == gt.widgets.NOT_RUNNING
+    bundle = gt.show.widgets.sampler(model, tok)._repr_mimebundle_()
+    assert bundle["text/plain"] == gt.show.widgets.NOT_RUNNING
     assert "application/vnd.jupyter.widget-view+json" in bundle  # a live page still gets the widget
     notebook = nbformat.read(Path(__file__).parents[1] / "notebooks" / "06_sampling.ipynb", as_version=4)
     saved = [output.get("data", {}).get("text/plain", "") for cell in notebook.cells if cell.cell_type == "code"
              for output in cell.outputs]
-    assert gt.widgets.NOT_RUNNING in saved, "notebook 06 has no saved sampler output: re-execute it"
+    assert gt.show.widgets.NOT_RUNNING in saved, "notebook 06 has no saved sampler output: re-execute it"
     assert not any("Sampler(" in text for text in saved)

@@ -4,7 +4,7 @@ them too, in its nbgrader solution cells). Try the exercise first: the hints are
 Each solution is what a learner would write in the notebook, checked the same way:
 
     import gptj_teach as gt
-    gt.exercises.check_merge_pair(merge_pair)          # ✅ Right! ...
+    gt.classroom.exercises.check_merge_pair(merge_pair)          # ✅ Right! ...
 
 Run ``python notebooks/solutions/solutions.py`` to check them all. It is a .py file on purpose, so that
 nbval does not execute it with the notebooks.
@@ -42,7 +42,7 @@ def merge_pair(symbols: list[str], pair: tuple[str, str]) -> list[str]:
 
 def bpe(piece: str) -> list[str]:
     """GPT-2's BPE on one pre-tokenized piece: merge the best-ranked neighbouring pair until none is known."""
-    ranks, byte_to_symbol = gt.tokenizer.merge_ranks(), gt.tokenizer.bytes_to_unicode()
+    ranks, byte_to_symbol = gt.gptj.tokenizer.merge_ranks(), gt.gptj.tokenizer.bytes_to_unicode()
     symbols = [byte_to_symbol[b] for b in piece.encode("utf-8")]
     while known := [pair for pair in zip(symbols, symbols[1:]) if pair in ranks]:
         symbols = merge_pair(symbols, min(known, key=ranks.get))
@@ -51,8 +51,8 @@ def bpe(piece: str) -> list[str]:
 
 def decode(ids: list[int]) -> str:
     """ids -> token strings -> byte symbols -> bytes -> UTF-8 text (all bytes together)."""
-    symbol_to_byte = {s: b for b, s in gt.tokenizer.bytes_to_unicode().items()}
-    id_to_token = {i: t for t, i in gt.tokenizer.bpe_files()[0].items()}
+    symbol_to_byte = {s: b for b, s in gt.gptj.tokenizer.bytes_to_unicode().items()}
+    id_to_token = {i: t for t, i in gt.gptj.tokenizer.bpe_files()[0].items()}
     return bytes(symbol_to_byte[s] for i in ids for s in id_to_token[i]).decode("utf-8", errors="replace")
 
 
@@ -109,7 +109,7 @@ def layer_norm(x: torch.Tensor, ln) -> torch.Tensor:
 
 def mlp(h: torch.Tensor, m) -> torch.Tensor:
     """fc_out(gelu_new(fc_in(h)))."""
-    return m.fc_out(gt.block.gelu_new(m.fc_in(h)))
+    return m.fc_out(gt.gptj.block.gelu_new(m.fc_in(h)))
 
 
 # 05_model_and_checkpoint -------------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ def parameter_count(config) -> int:
 def forward(model, ids: torch.Tensor) -> torch.Tensor:
     """wte -> blocks (positions 0.., causal mask) -> ln_f -> lm_head."""
     body, seq = model.transformer, ids.shape[1]
-    mask = gt.model.make_mask(None, torch.arange(seq, device=ids.device), seq, torch.float32)
+    mask = gt.gptj.model.make_mask(None, torch.arange(seq, device=ids.device), seq, torch.float32)
     position_ids = torch.arange(seq, device=ids.device)[None]  # (1, seq)
     x = body.wte(ids)  # (batch, seq, n_embd)
     for block in body.h:
@@ -221,7 +221,7 @@ if __name__ == "__main__":
     import gptj_teach as gt
 
     model, tok = gt.load("tiny")
-    ex = gt.exercises
+    ex = gt.classroom.exercises
     head = previous_token_head(model, tok, ex.PREVIOUS_TOKEN_TEXT)
     results = [ex.check_memory_fp16_gb(memory_fp16_gb()), ex.check_merge_pair(merge_pair),
                ex.check_rotate_every_two(rotate_every_two), ex.check_causal_mask(causal_mask),

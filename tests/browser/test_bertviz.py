@@ -28,7 +28,7 @@ DRAWN = """([n, views]) => {
 def labels(prompt: str) -> list[str]:
     """The token labels a view of `prompt` must show (computed here, not read from the page)."""
     tok = gt.load_tokenizer()
-    return gt.viz.token_labels(tok, tok(prompt).input_ids)
+    return gt.show.viz.token_labels(tok, tok(prompt).input_ids)
 
 
 def wait_until_drawn(page, tokens, views: int) -> list[dict]:
@@ -109,9 +109,9 @@ def test_offline_views_draw_with_every_external_request_blocked(new_page, static
     with torch.no_grad():
         out = model(tok(prompt, return_tensors="pt").input_ids, output_attentions=True)
     # two views in one page: the second finds require.js, d3 and jQuery already there, as in a notebook
-    (folder / "offline.html").write_text(page_of(gt.bertviz_views.head_view(out, tokens, offline=True),
-                                                 gt.bertviz_views.model_view(out, tokens, offline=True)), encoding="utf-8")
-    (folder / "online.html").write_text(page_of(gt.bertviz_views.head_view(out, tokens)), encoding="utf-8")
+    (folder / "offline.html").write_text(page_of(gt.show.bertviz_views.head_view(out, tokens, offline=True),
+                                                 gt.show.bertviz_views.model_view(out, tokens, offline=True)), encoding="utf-8")
+    (folder / "online.html").write_text(page_of(gt.show.bertviz_views.head_view(out, tokens)), encoding="utf-8")
 
     network = Network()  # no CDN copies: every request that leaves 127.0.0.1 is aborted
     page = new_page(network)

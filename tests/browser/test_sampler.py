@@ -123,10 +123,10 @@ def test_a_notebook_opened_without_running_shows_a_sentence_not_the_widget_repr(
     saved.first.scroll_into_view_if_needed()
     try:  # in the DOM is not yet drawn: JupyterLab renders a cell's output when it scrolls into view
         page.wait_for_function("([el, text]) => el.innerText.trim() === text",
-                               arg=[saved.first.element_handle(), gt.widgets.NOT_RUNNING], timeout=30_000)
+                               arg=[saved.first.element_handle(), gt.show.widgets.NOT_RUNNING], timeout=30_000)
     except PlaywrightTimeout:
         pass  # the assertion below says what is shown instead
-    assert saved.first.inner_text().strip() == gt.widgets.NOT_RUNNING
+    assert saved.first.inner_text().strip() == gt.show.widgets.NOT_RUNNING
     page.wait_for_timeout(1000)  # let every output render before looking for the old text
     assert page.get_by_text("Sampler(children=").count() == 0
     screenshot(page, "sampler_on_first_open", saved.first)

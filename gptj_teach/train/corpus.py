@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .checks import check_path, check_tensor, check_token_ids, check_tokenizer, check_whole
-from .errors import InputError, InputTypeError
+from ..checks import check_path, check_tensor, check_token_ids, check_tokenizer, check_whole
+from ..errors import InputError, InputTypeError
 
 HELD_OUT_EVERY = 50  # every 50th file is held out (the split of the shipped tiny model)
 

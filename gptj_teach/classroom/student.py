@@ -2,7 +2,7 @@
 
 The committed notebooks are the teacher edition. A "your turn" cell is an nbgrader solution cell (its answer
 between ``### BEGIN SOLUTION`` and ``### END SOLUTION``), followed by a locked, graded cell that asserts a
-``gt.exercises`` check. ``build`` runs the preprocessors of ``nbgrader generate_assignment`` (lock the cells,
+``gt.classroom.exercises`` check. ``build`` runs the preprocessors of ``nbgrader generate_assignment`` (lock the cells,
 replace each solution by ``CODE_STUB``, clear the outputs, checksums) without a course directory or a
 gradebook, for teachers who only want the files; ``nbgrader_config.py`` at the repository root gives nbgrader
 itself the same settings, for teachers who grade with it. A notebook with no nbgrader cells is copied with its
@@ -16,8 +16,15 @@ References: nbgrader's generate_assignment (nbgrader.converters.GenerateAssignme
 from pathlib import Path
 
 import nbformat
-from nbgrader.preprocessors import (CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput,
-                                    ClearSolutions, ComputeChecksums, LockCells)
+from nbgrader.preprocessors import (
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ClearOutput,
+    ClearSolutions,
+    ComputeChecksums,
+    LockCells,
+)
 
 CODE_STUB = ('# YOUR CODE HERE\nraise NotImplementedError("Your turn: replace these two lines with your code, '
              'then run the check cell below")')

@@ -20,10 +20,18 @@ References: Elhage et al. (2021) "A Mathematical Framework for Transformer Circu
 import torch
 from torch.nn import functional as F
 
+from ..checks import (
+    check_causal_lm,
+    check_logits,
+    check_maps,
+    check_position,
+    check_tensor,
+    check_token,
+    check_whole,
+    describe,
+)
+from ..errors import InputError, InputTypeError
 from .activations import check_name_list, run_with_cache, run_with_hooks
-from .checks import check_logits, check_maps, check_position, check_tensor, check_token, check_whole, describe
-from .errors import InputError, InputTypeError
-from .model import check_causal_lm
 
 
 def repeated_tokens(n: int, batch: int = 1, low: int = 0, high: int = 50257, seed: int = 0, bos=None):

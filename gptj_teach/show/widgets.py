@@ -11,7 +11,7 @@ What the sliders do to the picture (the bars are the top 15 tokens of the model,
   and will never be drawn. A confident model keeps a small nucleus, an unsure one a large one.
 
 The model runs once per prompt; moving a slider only reshapes the cached logits with
-``gt.sampling.logits_to_probs``, so the chart follows the slider without waiting for the model.
+``gt.generation.sampling.logits_to_probs``, so the chart follows the slider without waiting for the model.
 
 References: Holtzman et al. (2020) "The Curious Case of Neural Text Degeneration"; ipywidgets documentation.
 """
@@ -21,10 +21,10 @@ import html
 import ipywidgets as widgets
 import torch
 
-from .checks import check_tokenizer, check_whole
-from .errors import GPTJTeachError, InputTypeError
-from .generation import check_generation, stream
-from .sampling import logits_to_probs
+from ..checks import check_tokenizer, check_whole
+from ..errors import GPTJTeachError, InputTypeError
+from ..generation.loop import check_generation, stream
+from ..generation.sampling import logits_to_probs
 from .viz import token_labels
 
 SHOWN = 15  # bars in the chart

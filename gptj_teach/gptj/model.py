@@ -8,15 +8,14 @@
 * ``GPTJForQuestionAnswering``: + ``qa_outputs``, start and end logits for every token.
 
 Parameter names equal the keys of a ``transformers`` GPT-J state dict, so a reference checkpoint loads with
-``load_state_dict``. Outputs have the fields of ``transformers``' output classes (``outputs.py``), so tools written
+``load_state_dict``. This file is the model and nothing else: the classes the package hands out
+(``gt.GPTJForCausalLM``, what ``gt.load`` returns) are these with every input checked first (``api.py``), and
+loading, saving and the compiled decode live outside this folder. Outputs have the fields of ``transformers``' output classes (``outputs.py``), so tools written
 for it accept ours. The KV cache (``cache.py``) goes in and out as ``cache`` (the name ``transformers`` uses
-since 5.24); ``past_key_values``, the older name, is accepted and readable too.
+since 5.24); ``past_key_values``, the older name, is readable on an output too.
 
 References: ``transformers.models.gptj.modeling_gptj``; nanoGPT ``model.py`` for the shape of the code.
 """
-
-import copy
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,13 +23,13 @@ from torch.nn import functional as F
 
 from .block import GPTJBlock
 from .cache import DynamicCache
-from .checks import (check_attention_mask, check_cache, check_config, check_dtype, check_flag, check_input_ids,
-                     check_position_ids, check_tensor, check_token_labels, check_whole)
-from .errors import InputError, InputTypeError
-from .outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
-                      SequenceClassifierOutputWithPast)
+from .outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutputWithPast,
+)
 from .rotary import rotation_table
-from .saving import write_checkpoint
 from .sizes import rotary_dim
 
 
@@ -62,41 +61,8 @@ def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return positions.masked_fill(attention_mask == 0, 1)
 
 
-def cache_argument(cache, past_key_values):
-    """The cache a caller passed, under its new name (``cache``) or its old one (``past_key_values``)."""
-    if cache is not None and past_key_values is not None:
-        raise InputError("pass the KV cache once: as cache= (past_key_values= is its older name), not both")
-    return past_key_values if cache is None else cache
-
-
 class GPTJPreTrained(nn.Module):
-    """What every GPT-J class shares: building from a ``transformers`` model, saving, device and dtype."""
-
-    @classmethod
-    def from_transformers(cls, hf_model):
-        """Wrap a ``transformers`` GPT-J model of the same kind: the parameters are *its* tensors (no copy)."""
-        if type(hf_model).__name__ != cls.__name__:
-            raise InputTypeError(f"{cls.__name__}.from_transformers needs a transformers {cls.__name__}, "
-                                 f"got {type(hf_model).__name__}")
-        with torch.device("meta"):  # allocate nothing: every parameter is replaced just below
-            model = cls(hf_model.config)
-        model.load_state_dict(hf_model.state_dict(), strict=True, assign=True)  # assign: take the tensors themselves
-        return model.train(hf_model.training)
-
-    def save_pretrained(self, path, dtype=None) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (Hugging Face layout) that ``transformers`` loads.
-
-        dtype: store the weights in this dtype (fp16 halves the file); config.json keeps the model's own dtype,
-        which is what ``transformers`` loads into by default. All or nothing: a save that fails or is killed
-        leaves the checkpoint that was there loadable, and files of another layout (shards, ``.bin``) are
-        removed so that no reader picks them over the new ones (``saving.py``). Returns the directory.
-        """
-        dtype = None if dtype is None else check_dtype(dtype)
-        config = copy.deepcopy(self.config)
-        config.architectures = [type(self).__name__]
-        config.dtype = self.dtype  # the dtype to compute in; `dtype` only sets how the weights are stored
-        state = {name: t.detach().to("cpu", dtype or t.dtype).contiguous() for name, t in self.state_dict().items()}
-        return write_checkpoint(path, config, state)  # new files renamed over the old: see saving.py
+    """What every GPT-J class shares: initial weights, device and dtype."""
 
     @torch.no_grad()
     def init_weights(self, std: float = 0.02):
@@ -127,7 +93,6 @@ class GPTJModel(GPTJPreTrained):
 
     def __init__(self, config):
         super().__init__()
-        check_config(config)
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.drop = nn.Dropout(config.embd_pdrop)
@@ -136,18 +101,11 @@ class GPTJModel(GPTJPreTrained):
         self.rotary_dim = rotary_dim(config)
 
     def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, use_cache=False,
-                output_attentions=False, output_hidden_states=False, past_key_values=None):
+                output_attentions=False, output_hidden_states=False):
         """input_ids: (batch, seq); attention_mask: (batch, cached + seq) 0/1; cache: a ``DynamicCache`` or
-        ``StaticCache`` (``cache.py``), the ``.cache`` of an earlier output, updated in place (``past_key_values``
-        is its older name); position_ids: (batch, seq), by default each token's slot in the cache (0, 1, 2, ...
-        after the cached ones), as in ``transformers``: for a left-padded batch pass ``positions_from_mask``."""
-        cache = cache_argument(cache, past_key_values)
-        if not torch.compiler.is_compiling():  # a compiled decode step is checked once, before the loop
-            input_ids, attention_mask, position_ids, cache = self.check_inputs(input_ids, attention_mask, cache,
-                                                                               position_ids)
-            use_cache, output_attentions = check_flag(use_cache, "use_cache"), check_flag(output_attentions,
-                                                                                           "output_attentions")
-            output_hidden_states = check_flag(output_hidden_states, "output_hidden_states")
+        ``StaticCache`` (``cache.py``), the ``.cache`` of an earlier output, updated in place; position_ids:
+        (batch, seq), by default each token's slot in the cache (0, 1, 2, ... after the cached ones), as in
+        ``transformers``: for a left-padded batch pass ``positions_from_mask``."""
         cache = DynamicCache() if cache is None and use_cache else cache
         batch, seq = input_ids.shape
         x = self.drop(self.wte(input_ids))  # (batch, seq, n_embd)
@@ -166,24 +124,6 @@ class GPTJModel(GPTJPreTrained):
             hidden_states=tuple(hidden) + (x,) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None)
 
-    def check_inputs(self, input_ids, attention_mask, cache, position_ids):
-        """Every tensor a caller hands to forward, checked (checks.py) and returned as forward uses it."""
-        batch, seq = check_tensor(input_ids, "input_ids", 2).shape
-        if input_ids.device != self.wte.weight.device:
-            raise InputError(f"input_ids is on {input_ids.device} but the model is on {self.wte.weight.device}: "
-                             "move it with input_ids.to(model.device)")
-        if cache is not None:
-            cache = check_cache(cache, self.config, batch, seq, self.ln_f.weight.dtype, self.wte.weight.device)
-        past = 0 if cache is None else cache.key_length(seq) - seq  # keys attention sees besides the new ones
-        input_ids = check_input_ids(input_ids, self.config.vocab_size, self.config.n_positions, past)
-        attention_mask = check_attention_mask(attention_mask, batch, past + seq)
-        position_ids = check_position_ids(position_ids, batch, seq, self.config.n_positions)
-        for name, tensor in (("attention_mask", attention_mask), ("position_ids", position_ids)):
-            if tensor is not None and tensor.device != input_ids.device:
-                raise InputError(f"{name} is on {tensor.device} but input_ids is on {input_ids.device}: "
-                                 f"move it with .to(input_ids.device)")
-        return input_ids, attention_mask, position_ids, cache
-
 
 class GPTJForCausalLM(GPTJPreTrained):
     """GPT-J with its language-model head: ``logits = lm_head(transformer(ids))``, (batch, seq, vocab_size)."""
@@ -195,20 +135,14 @@ class GPTJForCausalLM(GPTJPreTrained):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
 
     def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, labels=None,
-                use_cache=False, output_attentions=False, output_hidden_states=False, past_key_values=None,
-                logits_to_keep=0):
+                use_cache=False, output_attentions=False, output_hidden_states=False, logits_to_keep=0):
         """labels: (batch, seq), usually ``input_ids`` itself; -100 marks positions to ignore.
         logits_to_keep: compute the logits of the last this many positions only (0: all). Generation needs
         the last one: for a 2,000-token prompt on GPT-J 6B that skips a (2000, 50400) matmul and 400 MB."""
-        out = self.transformer(input_ids, attention_mask, cache_argument(cache, past_key_values), position_ids,
-                               use_cache, output_attentions, output_hidden_states)
-        if not torch.compiler.is_compiling():
-            logits_to_keep = check_whole(logits_to_keep, "logits_to_keep", 0)
-            if logits_to_keep and labels is not None:
-                raise InputError("labels score every position: pass logits_to_keep=0 (the default) with labels")
+        out = self.transformer(input_ids, attention_mask, cache, position_ids, use_cache, output_attentions,
+                               output_hidden_states)
         hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
         logits = self.lm_head(hidden)  # (batch, seq or logits_to_keep, vocab_size)
-        labels = None if labels is None else check_token_labels(labels, logits.shape[:2], self.config.vocab_size)
         loss = None if labels is None else next_token_loss(logits, labels)
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=out.cache,
                                       hidden_states=out.hidden_states, attentions=out.attentions)
@@ -234,35 +168,15 @@ class GPTJForSequenceClassification(GPTJPreTrained):
         """labels: (batch,) class ids (cross-entropy), floats for num_labels == 1 (regression) or (batch, num_labels)
         multi-hot floats (binary cross-entropy), the three cases of ``transformers``."""
         pad = getattr(self.config, "pad_token_id", None)  # unset, it is no attribute at all in some 5.x releases
-        if pad is not None:
-            pad = check_whole(pad, "config.pad_token_id", 0, self.config.vocab_size - 1)
-        if pad is None and input_ids.shape[0] != 1:
-            raise InputError("a batch above 1 needs config.pad_token_id to find each row's last token: "
-                             "set it (GPT-J has no pad token; tok.eos_token_id is the usual choice)")
         out = self.transformer(input_ids, attention_mask, None, position_ids, False, output_attentions,
                                output_hidden_states)
         logits = self.score(out.last_hidden_state)  # (batch, seq, num_labels)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
         last = -1 if pad is None else (positions * (input_ids != pad)).argmax(-1)  # (batch,) rightmost non-pad
         pooled = logits[torch.arange(input_ids.shape[0], device=logits.device), last]  # (batch, num_labels)
-        loss = None if labels is None else classification_loss(pooled, check_class_labels(labels, pooled.shape))
+        loss = None if labels is None else classification_loss(pooled, labels)
         return SequenceClassifierOutputWithPast(loss=loss, logits=pooled, hidden_states=out.hidden_states,
                                                 attentions=out.attentions)
-
-
-def check_class_labels(labels, shape) -> torch.Tensor:
-    """Labels of the three kinds ``classification_loss`` takes, for a pooled output of ``shape`` (batch, num_labels)."""
-    batch, num_labels = shape
-    labels = check_tensor(labels, "labels", None, "labels")  # the shape depends on the kind: checked below
-    if num_labels == 1 or labels.dtype.is_floating_point:  # regression targets or multi-hot floats
-        want = (batch,) if num_labels == 1 else (batch, num_labels)
-        if labels.numel() != batch * num_labels or (num_labels > 1 and tuple(labels.shape) != want):
-            raise InputError(f"labels must have shape {want} (float targets), got {tuple(labels.shape)}")
-        return labels.float()
-    if tuple(labels.shape) not in ((batch,), (batch, 1)) or ((labels < 0) | (labels >= num_labels)).any():
-        raise InputError(f"labels must be {batch} class ids in [0, {num_labels}) (shape ({batch},)), got "
-                         f"{tuple(labels.shape)} with values {labels.flatten()[:8].tolist()}")
-    return labels.long()
 
 
 def classification_loss(pooled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -291,22 +205,9 @@ class GPTJForQuestionAnswering(GPTJPreTrained):
         start, end = self.qa_outputs(out.last_hidden_state).split(1, dim=-1)  # (batch, seq, 1) each
         start, end = start.squeeze(-1).contiguous(), end.squeeze(-1).contiguous()  # (batch, seq)
         loss = None
-        if (start_positions is None) != (end_positions is None):
-            raise InputError("pass both start_positions and end_positions (for the loss), or neither")
         if start_positions is not None:
-            for name, value in (("start_positions", start_positions), ("end_positions", end_positions)):
-                if check_tensor(value, name, None).numel() != len(start):
-                    raise InputError(f"{name} must hold one token index per row ({len(start)}), got {tuple(value.shape)}")
             ignored = start.shape[1]  # an answer outside the input cannot be scored
             loss = (F.cross_entropy(start, start_positions.view(-1).clamp(0, ignored), ignore_index=ignored)
                     + F.cross_entropy(end, end_positions.view(-1).clamp(0, ignored), ignore_index=ignored)) / 2
         return QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
                                             hidden_states=out.hidden_states, attentions=out.attentions)
-
-
-def check_causal_lm(model) -> None:
-    """One of our causal LMs: what generation, the activation hooks, training and the circuits read (here, not in
-    checks.py, which this module imports)."""
-    if not isinstance(model, GPTJForCausalLM):
-        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
-                             "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers")

@@ -23,9 +23,9 @@ import time
 import torch
 from transformers import GPTJConfig
 
+from ..checks import check_config, check_positive, check_whole, describe
+from ..errors import InputError, InputTypeError
 from .activations import run_with_cache
-from .checks import check_config, check_positive, check_whole, describe
-from .errors import InputError, InputTypeError
 from .circuits import induction_scores, repeated_tokens, token_losses
 
 
@@ -88,7 +88,7 @@ def check_induction_config(config, n: int):
 
 def training_run(config, steps, n, batch, lr, seed, every, callback):
     """The loop of ``train_induction``, arguments as there."""
-    from .model import GPTJForCausalLM
+    from ..api import GPTJForCausalLM
 
     torch.manual_seed(seed)
     model = GPTJForCausalLM(config).init_weights().train()

@@ -43,9 +43,8 @@ import difflib
 
 import torch
 
-from .checks import describe
-from .errors import InputError, InputTypeError
-from .model import check_causal_lm
+from ..checks import check_causal_lm, describe
+from ..errors import InputError, InputTypeError
 
 LAYER_POINTS = {  # name after "h.i." -> (module inside block i, "input" or "output", split into heads?)
     "resid_pre": ("", "input", False), "ln_1": ("ln_1", "output", False),

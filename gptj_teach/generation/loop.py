@@ -20,18 +20,30 @@ from functools import partial
 
 import torch
 
-from .cache import DynamicCache
-from .checks import (check_attention_mask, check_flag, check_input_ids, check_number, check_text,
-                     check_tokenizer, check_whole)
-from .errors import InputError
+from ..checks import (
+    check_attention_mask,
+    check_causal_lm,
+    check_flag,
+    check_input_ids,
+    check_number,
+    check_text,
+    check_tokenizer,
+    check_whole,
+)
+from ..errors import InputError
+from ..gptj import model as gptj_model
+from ..gptj.cache import DynamicCache
+from ..gptj.model import positions_from_mask
 from .fast import compiled_step, key_mask, static_cache
-from .model import check_causal_lm, positions_from_mask
 from .sampling import next_token
 
 
 def one_token(model, token, attention_mask, position_ids, cache) -> torch.Tensor:
-    """The model's own forward for one new token per row: token (batch,) -> the next logits (batch, vocab)."""
-    out = model(token[:, None], attention_mask=attention_mask, position_ids=position_ids, cache=cache, use_cache=True)
+    """The model's own forward for one new token per row: token (batch,) -> the next logits (batch, vocab).
+
+    ``gptj/model.py``'s forward itself, not the checked one of ``api.py``: the loop checked the prompt and the
+    settings once, before the first step, and a compiled step traces no checks."""
+    out = gptj_model.GPTJForCausalLM.forward(model, token[:, None], attention_mask, cache, position_ids, use_cache=True)
     return out.logits[:, -1]
 
 

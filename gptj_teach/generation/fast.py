@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .cache import StaticCache
+from ..gptj.cache import StaticCache
 
 CPU = {"memory_planning": True, "post_grad_fusion_options": {"decompose_mm_pass": {}},  # inductor's settings
        "aot_inductor.package_constants_in_so": False}  # the weights stay the model's: none copied into the library

@@ -15,10 +15,10 @@ import html
 import matplotlib.pyplot as plt
 import torch
 
-from .checks import check_labels, check_maps, check_tensor, check_tokenizer, check_whole, describe
-from .errors import InputError, InputTypeError
-from .rotary import fixed_pos_embedding
-from .tokenizer import bytes_to_unicode
+from ..checks import check_labels, check_maps, check_tensor, check_tokenizer, check_whole, describe
+from ..errors import InputError, InputTypeError
+from ..gptj.rotary import fixed_pos_embedding
+from ..gptj.tokenizer import bytes_to_unicode
 
 PASTELS = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6", "#a0c4ff", "#ffadad"]
 VISIBLE = {" ": "·", "\n": "↵", "\t": "→"}

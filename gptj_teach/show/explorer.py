@@ -16,11 +16,10 @@ import html
 import ipywidgets as widgets
 import torch
 
-from .activations import run_with_cache
-from .checks import check_tokenizer
-from .circuits import dla_term, head_outputs
-from .model import check_causal_lm
-from .errors import InputTypeError
+from ..checks import check_causal_lm, check_tokenizer
+from ..errors import InputTypeError
+from ..interpret.activations import run_with_cache
+from ..interpret.circuits import dla_term, head_outputs
 from .viz import token_labels
 
 SHOWN = 8  # tokens listed each way

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 from transformers import GPTJConfig
 
-from .checks import check_config, check_whole, describe
-from .errors import InputError, InputTypeError
-from .sizes import inner_dim
+from ..checks import check_config, check_whole, describe
+from ..errors import InputError, InputTypeError
+from ..gptj.sizes import inner_dim
 
 GB = 1e9  # bytes in a GB (decimal, like the GPU sizes below), not a GiB (2**30)
 BYTES_PER_NUMBER = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2, torch.int8: 1}

@@ -24,12 +24,11 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .checks import check_flag, check_number, check_positive, check_token_ids, check_whole, describe
+from ..checks import check_causal_lm, check_flag, check_number, check_positive, check_token_ids, check_whole, describe
+from ..errors import InputError, InputTypeError
+from ..generation.loop import generate
 from .corpus import consecutive_windows, random_windows
-from .errors import InputError, InputTypeError
 from .fused_loss import LinearCrossEntropy
-from .generation import generate
-from .model import check_causal_lm
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .checks import check_flag, check_indices, check_labels, check_whole
+from ..checks import check_flag, check_indices, check_labels, check_whole
 from .viz import as_layers
 
 VENDOR = Path(__file__).parent / "vendor"
@@ -70,7 +70,7 @@ def fit_width(page: str) -> str:
     keeps bertviz's drawing and its clicks as they are and lets the browser shrink the picture to the cell."""
     fitted, n = FIXED_SVG.subn(FITTED_SVG, page, count=1)
     if n != 1:
-        raise RuntimeError("bertviz's model view has changed shape: update gptj_teach.bertviz_views.fit_width")
+        raise RuntimeError("bertviz's model view has changed shape: update gptj_teach.show.bertviz_views.fit_width")
     return fitted
 
 
@@ -148,7 +148,7 @@ def inline_scripts(page: str) -> str:
     paths. require.js then finds both modules defined and fetches nothing. Adds about 345 kB.
     """
     if CDN_REQUIRE not in page or not CDN_PATHS.search(page):
-        raise RuntimeError("bertviz's page has changed shape: update gptj_teach.bertviz_views.inline_scripts")
+        raise RuntimeError("bertviz's page has changed shape: update gptj_teach.show.bertviz_views.inline_scripts")
     require, d3, jquery = ((VENDOR / name).read_text(encoding="utf-8")
                            for name in ("require.min.js", "d3.min.js", "jquery.min.js"))
     modules = (  # `var define, module, exports` hides the loader, so each library builds a plain object
