@@ -12,3 +12,14 @@
 Nothing here imports from the rest of gptj_teach: the input checks, the loading and the speed paths live
 around this folder, not in it.
 """
+
+import importlib
+
+MODULES = {'attention', 'block', 'cache', 'model', 'outputs', 'rotary', 'sizes', 'tokenizer'}
+
+
+def __getattr__(name):
+    """``gt.gptj.attention`` and the like: the module, imported on first use."""
+    if name in MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
