@@ -1,5 +1,5 @@
 """The induction-formation run, briefly: seeded, its records complete, the global thread count left as it was.
-(The full run, with its phase change asserted, is notebook 10b under nbval.)"""
+(The full run, with its phase change asserted, is notebook 11b under nbval.)"""
 
 import torch
 

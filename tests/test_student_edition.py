@@ -61,7 +61,7 @@ COMPONENT_NOTEBOOKS = {"01", "02", "03", "04", "05", "05b", "06", "07", "10", "1
 
 def test_component_notebooks_have_three_your_turn_cells_each():
     """01-07 build the model (05 in two notebooks, 05 and 05b, each with its own three); 10 looks inside it, 11 and
-    12 train it (10b, one training run, is watched). A listed notebook that is missing (renamed, say) fails."""
+    12 train it (11b, one training run, is watched). A listed notebook that is missing (renamed, say) fails."""
     seen = set()
     for path in NOTEBOOKS:
         number = path.name.split("_")[0]

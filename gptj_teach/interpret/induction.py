@@ -7,7 +7,7 @@ a **previous-token head** in layer 0 writes "the token before me was A" into eac
 head** in layer 1 finds the position whose previous token is the current token, and copies what is there. One
 layer cannot do it at all (a key knows its own token, never the one before it). Neither part is useful alone,
 so for a while training makes no progress on the second copy; then the circuit forms and the second-half loss
-drops suddenly. Olsson et al. (2022) saw the same *phase change* in large models. (Notebook 10b measures how
+drops suddenly. Olsson et al. (2022) saw the same *phase change* in large models. (Notebook 11b measures how
 closely our small model follows the textbook: its layer-1 heads become induction heads, its layer 0 need not
 grow a clean previous-token head.)
 

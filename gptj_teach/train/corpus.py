@@ -87,7 +87,7 @@ class CompactVocabulary:
     """The ids that occur in ``train_ids`` (sorted), renumbered 0..n-1: ``encode`` real -> compact, ``decode`` back.
 
     Ids never seen in training encode to ``unknown`` (by default compact id 0): a model with the compact
-    vocabulary cannot predict them, which costs a little on held-out text (measured in notebook 11).
+    vocabulary cannot predict them, which costs a little on held-out text (measured in notebook 10).
     """
 
     def __init__(self, train_ids: torch.Tensor, full_size: int = 50400):

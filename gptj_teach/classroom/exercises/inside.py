@@ -1,4 +1,4 @@
-"""Notebook 10, Inside GPT-J: the checks of its "your turn" cells."""
+"""Notebook 11, Inside GPT-J: the checks of its "your turn" cells."""
 
 
 import torch
@@ -14,7 +14,7 @@ def _random_patterns(batch: int, heads: int, seq: int, seed: int) -> torch.Tenso
 
 
 def check_induction_score(fn) -> bool:
-    """Notebook 10: fn(pattern (batch, heads, seq, seq), n) -> (heads,), the mean attention from each token of the
+    """Notebook 11: fn(pattern (batch, heads, seq, seq), n) -> (heads,), the mean attention from each token of the
     second copy (the last n positions) to the token after its earlier copy (n - 1 back)."""
     from ...interpret.circuits import induction_score
 
@@ -44,7 +44,7 @@ def check_induction_score(fn) -> bool:
 
 
 def check_dla_term(fn) -> bool:
-    """Notebook 10: fn(term (..., n_embd), scale (..., 1), ln_weight, direction) -> (...), one component's share of
+    """Notebook 11: fn(term (..., n_embd), scale (..., 1), ln_weight, direction) -> (...), one component's share of
     a logit difference through ln_f with its scale frozen."""
     from ...interpret.circuits import dla_term
 
@@ -72,7 +72,7 @@ def check_dla_term(fn) -> bool:
 
 
 def check_zero_ablate(fn) -> bool:
-    """Notebook 10: fn(z (batch, seq, heads, head_dim), head) -> z with that head's output zeroed."""
+    """Notebook 11: fn(z (batch, seq, heads, head_dim), head) -> z with that head's output zeroed."""
     from ...interpret.circuits import zero_ablate
 
     g = torch.Generator().manual_seed(0)

@@ -1,4 +1,4 @@
-"""Notebook 11, Train your own: the checks of its "your turn" cells."""
+"""Notebook 10, Train your own: the checks of its "your turn" cells."""
 
 import math
 import numbers
@@ -16,7 +16,7 @@ def _reference_next_token_loss(logits, ids):
 
 
 def check_next_token_loss(fn) -> bool:
-    """Notebook 11: fn(logits (batch, seq, vocab), ids (batch, seq)) -> the mean next-token cross-entropy."""
+    """Notebook 10: fn(logits (batch, seq, vocab), ids (batch, seq)) -> the mean next-token cross-entropy."""
     g = torch.Generator().manual_seed(0)
     cases = [(torch.randn(2, 6, 11, generator=g), torch.randint(0, 11, (2, 6), generator=g)),
              (3 * torch.randn(1, 9, 50, generator=g), torch.randint(0, 50, (1, 9), generator=g)),
@@ -45,7 +45,7 @@ def check_next_token_loss(fn) -> bool:
 
 
 def check_initial_loss(answer) -> bool:
-    """Notebook 11: the loss (nats/token) of a model that gives all 50400 tokens the same probability."""
+    """Notebook 10: the loss (nats/token) of a model that gives all 50400 tokens the same probability."""
     vocab = tokenizer.load_tokenizer().__len__()
     right = math.log(vocab)
     mistakes = [(math.log2(vocab), "that is in bits (log base 2): the loss uses the natural log (nats)"),
@@ -57,7 +57,7 @@ def check_initial_loss(answer) -> bool:
 
 
 def check_learning_rate(fn) -> bool:
-    """Notebook 11: fn(progress, peak, warmup, floor) -> linear warm-up, then cosine from peak to floor x peak."""
+    """Notebook 10: fn(progress, peak, warmup, floor) -> linear warm-up, then cosine from peak to floor x peak."""
     from ...train.loop import learning_rate
 
     cases = [(p, 1e-3, w, f) for p in (0.0, 0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 1.0) for w, f in ((0.1, 0.1), (0.0, 0.0))]
