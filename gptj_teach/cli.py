@@ -50,7 +50,7 @@ def main(argv=None) -> int:
 def generate(gt, args) -> None:
     """Load the model and stream the continuation of args.prompt to stdout."""
     prompt = gt.checks.check_text(args.prompt, "the prompt")  # before printing it: undecodable bytes stop here
-    gt.generation.check_settings(not args.greedy, args.temperature, args.top_k, args.top_p, args.max_new_tokens)
+    gt.generation.loop.check_settings(not args.greedy, args.temperature, args.top_k, args.top_p, args.max_new_tokens)
     device = None if args.device is None else gt.checks.check_device(args.device)
     dtype = torch.float16 if device is not None and device.type == "cuda" else None
     model, tok = gt.load(args.model, revision=args.revision, dtype=dtype, device=device)

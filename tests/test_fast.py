@@ -46,7 +46,7 @@ def test_the_same_step_through_torch_compile_picks_the_eager_tokens(model, monke
     tracing, with inductor, checked here on the CPU."""
     cpu = torch.device("cpu")
     monkeypatch.setattr(model, "_compiled_steps", {(step, cpu): fast.CompiledStep(step, cpu, ahead_of_time=False)
-                                                   for step in (gt.generation.one_token, gt.generation.greedy_token)},
+                                                   for step in (gt.generation.loop.one_token, gt.generation.loop.greedy_token)},
                         raising=False)
     ids, mask, _ = left_padded_batch()
     with warnings.catch_warnings():

@@ -4,7 +4,7 @@ Generating one token reads every weight once (11.7 GB for GPT-J 6B in fp16), so 
 cannot do better than ~257 tokens/s. The eager loop spends most of its time elsewhere: hundreds of small
 kernel launches per token from Python, a KV cache that grows by concatenation (a new allocation and copy per
 layer per token), a mask rebuilt every step. ``generate(fast=True)`` keeps the model and the loop
-(``generation.py``) and changes three things, all set up here:
+(``loop.py``) and changes three things, all set up here:
 
 * a ``StaticCache``: one (batch, heads, max_len, head_dim) buffer per layer, allocated once and written in
   place, so that every step has the same shapes;
@@ -29,7 +29,7 @@ library compiled ahead of time, timed in turn in one process; 1.14 ms of it is t
 
 If compiling fails (no C++ compiler, an old GPU), ``CompiledStep`` warns once and runs the step uncompiled.
 
-References: gpt-fast (PyTorch team, 2023) ``generation.py``; ``transformers`` ``StaticCache``; PyTorch's
+References: gpt-fast (PyTorch team, 2023) ``loop.py``; ``transformers`` ``StaticCache``; PyTorch's
 AOTInductor tutorial (``torch._inductor.aoti_compile_and_package``).
 """
 

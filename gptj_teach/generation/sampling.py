@@ -14,7 +14,7 @@ Greedy decoding (``do_sample=False``) skips all of that and takes the argmax.
 
 The trap: ``transformers``' ``generate(do_sample=True, temperature=..., top_p=...)`` *also* applies
 ``top_k=50`` unless you pass ``top_k=0``; its default generation config sets it. Ours defaults to ``top_k=0``.
-With the same settings and the same ``torch.manual_seed``, ``generate`` (``generation.py``, the decode loop)
+With the same settings and the same ``torch.manual_seed``, ``generate`` (``loop.py``, the decode loop)
 picks exactly the tokens that ``transformers`` picks: same order of operations, logits cast to fp32, one
 ``multinomial`` call per step.
 

@@ -18,7 +18,7 @@ import torch
 from ..checks import check_flag, check_indices, check_labels, check_whole
 from .viz import as_layers
 
-VENDOR = Path(__file__).parent / "vendor"
+VENDOR = Path(__file__).parents[1] / "vendor"
 MAX_LAYERS = 8  # GPT-J 6B has 28: a view of every layer would weigh megabytes, so there the caller picks
 
 
