@@ -141,3 +141,59 @@ def test_notebook_10_exercises_accept_the_answer_and_name_the_usual_mistake(chec
     assert check(wrong) is False and hint in capsys.readouterr().out
     assert check(lambda *args: None) is False and "replace the `...`" in capsys.readouterr().out  # the placeholder
     assert check(lambda *args: 1 / 0) is False and "raised ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_offset_and_moved_induction_scores_follow_their_definitions():
+    """A head built to look 3 back scores 1 at offset 3 and, on a repeat of n = 4, 1 as an induction head; moved
+    behind a prefix (start) the same fixed-offset head no longer scores: the score follows the copy."""
+    seq, n, start = 12, 4, 3
+    fixed = torch.zeros(1, 1, seq, seq)
+    for q in range(seq):
+        fixed[0, 0, q, q - 3 if q >= 3 else q] = 1.0  # 3 back where it can; queries 0..2 look at themselves
+    assert circuits.offset_score(fixed, 3).tolist() == [1.0] and circuits.offset_score(fixed, 1).tolist() == [0.0]
+    assert circuits.induction_score(fixed, n).tolist() == [1.0]  # n - 1 = 3 back: indistinguishable here
+    assert circuits.induction_score(fixed, 2, start=start).tolist() == [0.0]  # n = 2 wants 1 back: a fixed offset fails
+    patterns = _random_pattern(2, 3, seq)
+    q = torch.arange(start + n, start + 2 * n)
+    torch.testing.assert_close(circuits.induction_score(patterns, n, start=start),
+                               patterns[:, :, q, q - n + 1].mean(dim=(0, 2)))
+    torch.testing.assert_close(circuits.induction_score(patterns, n), circuits.induction_score(patterns, n, seq - 2 * n))
+    with pytest.raises(gt.errors.InputError, match="start"):
+        circuits.induction_score(patterns, n, start=seq - 2 * n + 1)
+    with pytest.raises(gt.errors.InputError, match="back"):
+        circuits.offset_score(patterns, seq)
+
+
+def _random_pattern(batch, heads, seq):
+    scores = torch.randn(batch, heads, seq, seq, generator=torch.Generator().manual_seed(0))
+    return scores.masked_fill(torch.ones(seq, seq, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+
+
+def test_zero_heads_and_patch_head_change_only_what_they_name():
+    z, clean = torch.randn(2, 5, 4, 3), torch.randn(2, 5, 4, 3)
+    zeroed = circuits.zero_heads(z, [1, 3])
+    assert not zeroed[:, :, [1, 3]].any() and torch.equal(zeroed[:, :, [0, 2]], z[:, :, [0, 2]])
+    assert torch.equal(circuits.zero_heads(z, [2]), circuits.zero_ablate(z, 2))
+    patched = circuits.patch_head(z, clean, 2, -1)
+    changed = (patched != z).any(-1)  # (batch, seq, heads)
+    assert torch.equal(patched[:, 4, 2], clean[:, 4, 2]) and changed.sum() == 2 and changed[:, 4, 2].all()
+    with pytest.raises(gt.errors.InputError, match="shape"):
+        circuits.patch_head(z, clean[:, :4], 0, 0)
+
+
+def test_ov_logits_is_the_heads_own_output_read_through_ln_f_and_copying_score_counts_the_diagonal(tiny):
+    """Row i of ov_logits, up to ln_f's positive scale, is the logits the head alone adds when it attends only to
+    token i: check against a real forward of layer 0 with all attention forced onto one position."""
+    model, tok, _, _, _ = tiny
+    tokens = torch.tensor([tok.encode(" " + w)[0] for w in ("line", "path", "name", "key")])
+    ov = circuits.ov_logits(model, 0, 0, tokens)
+    assert ov.shape == (4, 4)
+    block, size = model.transformer.h[0], model.config.n_embd // model.config.n_head
+    for i, t in enumerate(tokens.tolist()):
+        with torch.no_grad():  # the head's output when it attends to a lone token t: v then out_proj
+            v = block.attn.v_proj(block.ln_1(model.transformer.wte.weight[t]))[:size]
+            out = block.attn.out_proj.weight[:, :size] @ v
+            centred = (out - out.mean()) * model.transformer.ln_f.weight
+            torch.testing.assert_close(ov[i], model.lm_head.weight[tokens] @ centred, atol=1e-4, rtol=1e-4)
+    assert circuits.copying_score(torch.eye(5)) == 1.0 and circuits.copying_score(torch.eye(5).flip(0)) == pytest.approx(0.2)
+    assert circuits.copying_score(torch.eye(5).flip(0), k=5) == 1.0

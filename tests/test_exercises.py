@@ -516,3 +516,72 @@ def test_previous_token_head_counted_from_1_hint_only_for_that_mistake(capsys):
     if scores[neighbour] < scores.max() - ex.attention_views.PREVIOUS_TOKEN_MARGIN:
         out = rejected(ex.check_previous_token_head, neighbour, capsys)
         assert "counted from 0" not in out, out
+
+
+INSIDE_CHECKS = {  # notebooks 11 and 11b: check -> the solution function
+    ex.check_dla_term: sol.dla_term, ex.check_induction_score: sol.induction_score,
+    ex.check_zero_ablate: sol.zero_ablate, ex.check_copying_score: sol.copying_score,
+    ex.check_patch_head: sol.patch_head, ex.check_offset_score: sol.offset_score,
+    ex.check_induction_score_at: sol.induction_score_at, ex.check_zero_heads: sol.zero_heads}
+
+
+@pytest.mark.parametrize("check", list(INSIDE_CHECKS), ids=lambda c: c.__name__)
+def test_inside_checks_accept_the_solution_and_say_not_yet_to_placeholders(check, capsys):
+    ok, out = verdict(check, INSIDE_CHECKS[check], capsys)
+    assert ok is True and out.startswith("✅ Right! "), out
+    rejected(check, lambda *args: None, capsys, "replace the `...`")
+    rejected(check, lambda *args: 1 / 0, capsys, "raised ZeroDivisionError")
+
+
+def test_patch_head_wrong_answers(capsys):
+    def every_position(z, clean, head, pos):
+        z = z.clone()
+        z[:, :, head] = clean[:, :, head]
+        return z
+
+    def every_head(z, clean, head, pos):
+        z = z.clone()
+        z[:, pos] = clean[:, pos]
+        return z
+
+    rejected(ex.check_patch_head, every_position, capsys, "every position")
+    rejected(ex.check_patch_head, every_head, capsys, "every head")
+    rejected(ex.check_patch_head, lambda z, clean, head, pos: clean, capsys, "whole clean activation")
+    rejected(ex.check_patch_head, lambda z, clean, head, pos: z, capsys, "nothing changed")
+
+
+def test_copying_score_wrong_answers(capsys):
+    rejected(ex.check_copying_score, lambda ov, k: sol.copying_score(ov.T, k), capsys, "ROW", "dim=1")
+    rejected(ex.check_copying_score, lambda ov, k: sol.copying_score(ov, k) * ov.shape[0], capsys, "a count")
+    rejected(ex.check_copying_score, lambda ov, k: sol.copying_score(ov, 1), capsys, "not only the largest")
+    rejected(ex.check_copying_score, lambda ov, k: [sol.copying_score(ov, k)], capsys, "one number")
+
+
+def test_offset_and_induction_wrong_answers(capsys):
+    def over_every_query(pattern, back):
+        return pattern.diagonal(-back, -2, -1).sum(-1).mean(0) / pattern.shape[-1]
+
+    rejected(ex.check_offset_score, over_every_query, capsys, "average over the seq - back queries")
+    rejected(ex.check_offset_score, lambda p, back: sol.offset_score(p, back + 1), capsys, "off by one")
+    rejected(ex.check_offset_score, lambda p, back: sol.offset_score(p, back)[None].expand(p.shape[0], -1), capsys,
+             "average over the batch")
+    rejected(ex.check_induction_score_at, lambda p, start, n: sol.induction_score(p, n), capsys, "LAST 2n")
+    rejected(ex.check_induction_score_at, _duplicate_at, capsys, "duplicate-token")
+
+
+def _duplicate_at(pattern, start, n):  # the usual off-by-one: the earlier copy itself, n back
+    queries = torch.arange(start + n, start + 2 * n)
+    return pattern[:, :, queries, queries - n].mean(dim=(0, 2))
+
+
+def test_zero_heads_wrong_answers(capsys):
+    rejected(ex.check_zero_heads, lambda z, heads: sol.zero_heads(z, heads[:1]), capsys, "only the first head")
+    rejected(ex.check_zero_heads, lambda z, heads: sol.zero_heads(z, [h for h in range(z.shape[2]) if h not in heads]),
+             capsys, "OTHER heads")
+
+    def positions(z, heads):
+        z = z.clone()
+        z[:, heads] = 0
+        return z
+
+    rejected(ex.check_zero_heads, positions, capsys, "third axis")

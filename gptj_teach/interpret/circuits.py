@@ -58,20 +58,42 @@ def token_losses(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return -logprobs.gather(-1, ids[:, 1:, None])[..., 0]  # (batch, seq - 1)
 
 
-def induction_score(pattern: torch.Tensor, n: int) -> torch.Tensor:
+def induction_score(pattern: torch.Tensor, n: int, start: int | None = None) -> torch.Tensor:
     """pattern: (batch, heads, seq, seq) on a sequence whose last ``2n`` tokens are ``n`` tokens repeated twice.
 
     Returns (heads,): the mean attention from each token of the second copy to the token that *followed* the
     same token in the first copy, ``n - 1`` positions back. A head that spreads its attention evenly over the
     tokens it can see scores about 1 / (its position + 1); an induction head scores close to 1.
+
+    With ``start`` the first copy begins at position ``start`` (behind a prefix of ``start`` tokens, with anything
+    after the second copy); by default the two copies are the last ``2n`` tokens. Scoring behind prefixes of other
+    lengths, or with another ``n``, is what tells an induction head from a head that always looks a fixed distance
+    back: only the induction head follows the copy.
     """
+    seq = check_square(pattern)
+    n = check_whole(n, "n (the length of one copy: at most half the pattern's seq)", 1, seq // 2)
+    start = seq - 2 * n if start is None else check_whole(start, "start (where the first copy begins)", 0, seq - 2 * n)
+    queries = torch.arange(start + n, start + 2 * n, device=pattern.device)  # the second copy
+    return pattern[:, :, queries, queries - n + 1].mean(dim=(0, 2))  # (batch, heads, n) -> (heads,)
+
+
+def offset_score(pattern: torch.Tensor, back: int) -> torch.Tensor:
+    """pattern: (batch, heads, seq, seq). Returns (heads,): the mean attention from each query to the key ``back``
+    positions before it, over the queries that have one (q >= back). ``back = 1``: the previous-token score;
+    a head that always attends ``back`` tokens behind scores 1 whatever the text."""
+    seq = check_square(pattern)
+    back = check_whole(back, "back (how far behind the query the key is)", 1, seq - 1)
+    queries = torch.arange(back, seq, device=pattern.device)  # the queries with a key `back` behind them
+    return pattern[:, :, queries, queries - back].mean(dim=(0, 2))  # (batch, heads, seq - back) -> (heads,)
+
+
+def check_square(pattern) -> int:
+    """A (batch, heads, seq, seq) attention pattern, one row per query; returns seq."""
     seq = check_maps(pattern, "pattern", 4).shape[-1]
     if pattern.shape[-2] != seq:
         raise InputError(f"pattern must be (batch, heads, seq, seq), one row per query, got {tuple(pattern.shape)}: "
                          "was it cut from a KV-cached run?")
-    n = check_whole(n, "n (the length of one copy: at most half the pattern's seq)", 1, seq // 2)
-    queries = torch.arange(seq - n, seq, device=pattern.device)  # the second copy
-    return pattern[:, :, queries, queries - n + 1].mean(dim=(0, 2))  # (batch, heads, n) -> (heads,)
+    return seq
 
 
 def induction_scores(cache: dict, n: int) -> torch.Tensor:
@@ -89,6 +111,58 @@ def zero_ablate(z: torch.Tensor, head: int) -> torch.Tensor:
     z = check_maps(z, "z", 4).clone()
     z[:, :, check_whole(head, f"head (z has {z.shape[2]} heads)", 0, z.shape[2] - 1)] = 0.0
     return z
+
+
+def zero_heads(z: torch.Tensor, heads) -> torch.Tensor:
+    """z: (batch, seq, heads, head_dim). Returns a copy with every head in ``heads`` (a list of indices) zeroed."""
+    z = check_maps(z, "z", 4).clone()
+    for head in heads:
+        z[:, :, check_whole(head, f"each head (z has {z.shape[2]} heads)", 0, z.shape[2] - 1)] = 0.0
+    return z
+
+
+def patch_head(z: torch.Tensor, clean_z: torch.Tensor, head: int, pos: int) -> torch.Tensor:
+    """Head-by-position patching: z and clean_z (batch, seq, heads, head_dim), one layer's per-head outputs in the
+    corrupted and the clean run. Returns a copy of z where ``head`` at ``pos`` holds its clean output."""
+    z = check_maps(z, "z", 4).clone()
+    if check_maps(clean_z, "clean_z", 4).shape != z.shape:
+        raise InputError(f"clean_z {tuple(clean_z.shape)} must have z's shape {tuple(z.shape)}: the same layer of the "
+                         "clean run, on a prompt with as many tokens")
+    head = check_whole(head, f"head (z has {z.shape[2]} heads)", 0, z.shape[2] - 1)
+    pos = check_position(pos, z.shape[1])
+    z[:, pos, head] = clean_z[:, pos, head]
+    return z
+
+
+@torch.no_grad()
+def ov_logits(model, layer: int, head: int, tokens: torch.Tensor) -> torch.Tensor:
+    """The OV circuit of one head, read through the embedding and the unembedding (Elhage et al., 2021): row i says
+    which of ``tokens`` the head's output would push up if it attended only to ``tokens[i]``.
+
+    ``ln_1(W_E[t])`` (the token's own embedding, exact in layer 0) -> the head's slice of ``v_proj`` -> its slice of
+    ``out_proj`` -> centred and times ln_f's weight (its scale dropped: a positive factor per row does not change
+    the row's ranking) -> ``W_U[tokens]``. Returns (len(tokens), len(tokens)).
+    """
+    check_causal_lm(model)
+    layer = check_whole(layer, "layer", 0, model.config.n_layer - 1)
+    head = check_whole(head, "head", 0, model.config.n_head - 1)
+    tokens = check_tensor(tokens, "tokens", 1).long()
+    block, size = model.transformer.h[layer], model.config.n_embd // model.config.n_head
+    rows = slice(head * size, (head + 1) * size)  # this head's dims of v_proj's output and out_proj's input
+    x = block.ln_1(model.transformer.wte.weight[tokens].float())  # (tokens, n_embd)
+    out = x @ block.attn.v_proj.weight[rows].float().T @ block.attn.out_proj.weight[:, rows].float().T  # (tokens, n_embd)
+    out = (out - out.mean(-1, keepdim=True)) * model.transformer.ln_f.weight.float()  # ln_f, scale dropped
+    return out @ model.lm_head.weight[tokens].float().T  # (tokens, tokens)
+
+
+def copying_score(ov: torch.Tensor, k: int = 1) -> float:
+    """ov: (tokens, tokens) from ``ov_logits``. The fraction of rows whose own token (the diagonal) is among the
+    row's ``k`` largest logits: 1 for a head that copies whatever it attends to, about k / tokens for one that
+    does not."""
+    ov = check_maps(ov, "ov (tokens, tokens)", 2)
+    k = check_whole(k, "k", 1, ov.shape[1])
+    top = ov.topk(k, dim=1).indices  # (tokens, k): each row's k largest columns
+    return (top == torch.arange(ov.shape[0], device=ov.device)[:, None]).any(dim=1).float().mean().item()
 
 
 def head_outputs(model, cache: dict, layer: int) -> torch.Tensor:

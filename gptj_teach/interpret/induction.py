@@ -2,14 +2,15 @@
 
 The first copy of each sequence is pure noise: no model can do better than ``ln(vocab_size)`` there. The second
 copy is fully predictable, *if* the model can look back to where the current token appeared before and copy
-the token that followed it. In the textbook circuit (Elhage et al., 2021) that takes two heads working together:
-a **previous-token head** in layer 0 writes "the token before me was A" into each position, and an **induction
-head** in layer 1 finds the position whose previous token is the current token, and copies what is there. One
-layer cannot do it at all (a key knows its own token, never the one before it). Neither part is useful alone,
-so for a while training makes no progress on the second copy; then the circuit forms and the second-half loss
-drops suddenly. Olsson et al. (2022) saw the same *phase change* in large models. (Notebook 11b measures how
-closely our small model follows the textbook: its layer-1 heads become induction heads, its layer 0 need not
-grow a clean previous-token head.)
+the token that followed it. An **induction head** does that at any distance; in the textbook circuit (Elhage et
+al., 2021) it needs a **previous-token head** in an earlier layer, which writes "the token before me was A" into each
+position, so that the induction head can find the position whose previous token is the current one. But this
+training data always repeats at the same distance (``n`` tokens from position 0), so a **fixed-offset head** that
+attends ``n - 1`` back whatever the tokens solves it as well, and one layer could hold it: the data cannot force
+induction. Notebook 11b trains with it, finds layer-1 heads that score ~1 as induction heads on the training
+setup, and shows with ``circuits.offset_score`` and ``circuits.induction_score(..., start=...)`` on moved repeats that
+they are fixed-offset heads. Olsson et al. (2022) saw induction heads form in a *phase change* in every model of two
+or more layers they trained.
 
 ``train_induction`` records, every ``every`` steps on a fixed evaluation batch: the loss on the first and
 second copy, and the best head's ``circuits.induction_score``.

@@ -217,6 +217,59 @@ def kv_cache_bytes_per_token() -> int:
     return 2 * n_layer * n_embd * fp16_bytes
 
 
+# 11_inside_gptj and 11b_induction_head_forms ----------------------------------------------------------------
+def dla_term(term, scale, ln_weight, direction):
+    """One component's share of a logit difference through ln_f, its scale frozen: (...)."""
+    centred = term - term.mean(dim=-1, keepdim=True)  # ln_f centres the whole sum: centre each term
+    return (centred / scale * ln_weight) @ direction
+
+
+def induction_score(pattern, n):
+    """(heads,): mean attention from each query of the second copy (the last n positions) to the key n - 1 back."""
+    seq = pattern.shape[-1]
+    queries = torch.arange(seq - n, seq, device=pattern.device)  # the second copy
+    return pattern[:, :, queries, queries - n + 1].mean(dim=(0, 2))
+
+
+def zero_ablate(z, head):
+    """A copy of z (batch, seq, heads, head_dim) with ``head``'s output zeroed."""
+    z = z.clone()
+    z[:, :, head] = 0.0
+    return z
+
+
+def copying_score(ov, k):
+    """The fraction of rows of ov (tokens, tokens) whose own token is among the row's k largest logits."""
+    top = ov.topk(k, dim=1).indices  # (tokens, k)
+    return (top == torch.arange(ov.shape[0])[:, None]).any(dim=1).float().mean().item()
+
+
+def patch_head(z, clean_z, head, pos):
+    """A copy of z with ``head`` at ``pos`` taken from the clean run."""
+    z = z.clone()
+    z[:, pos, head] = clean_z[:, pos, head]
+    return z
+
+
+def offset_score(pattern, back):
+    """(heads,): mean attention from each query q >= back to the key q - back."""
+    queries = torch.arange(back, pattern.shape[-1], device=pattern.device)
+    return pattern[:, :, queries, queries - back].mean(dim=(0, 2))
+
+
+def induction_score_at(pattern, start, n):
+    """(heads,): the induction score of a repeat whose first copy begins at ``start``."""
+    queries = torch.arange(start + n, start + 2 * n, device=pattern.device)  # the second copy
+    return pattern[:, :, queries, queries - n + 1].mean(dim=(0, 2))
+
+
+def zero_heads(z, heads):
+    """A copy of z (batch, seq, heads, head_dim) with every head in ``heads`` zeroed."""
+    z = z.clone()
+    z[:, :, list(heads)] = 0.0
+    return z
+
+
 if __name__ == "__main__":
     import gptj_teach as gt
 

@@ -21,7 +21,9 @@ from .fine_tune import check_lora_merge, check_lora_parameter_count, check_nf4_w
 from .attention_views import PREVIOUS_TOKEN_TEXT  # the text notebook 07 asks about
 from .grading import TIME_LIMIT, TookTooLong
 from .heads import check_last_token_index, check_lm_loss, check_logit_lens  # notebook 05b
-from .inside import check_dla_term, check_induction_score, check_zero_ablate  # notebook 11
+from .induction import check_induction_score_at, check_offset_score, check_zero_heads  # notebook 11b
+from .inside import (  # notebook 11
+    check_copying_score, check_dla_term, check_induction_score, check_patch_head, check_zero_ablate)
 from .model import check_first_divergent_layer, check_forward, check_parameter_count  # notebook 05
 from .parallel_block import check_layer_norm, check_mlp, check_parallel_block  # notebook 04
 from .rotary import check_apply_rotary_pos_emb, check_inv_frequencies, check_rotate_every_two  # notebook 02
@@ -32,4 +34,4 @@ from .tokenizer import check_bpe, check_decode, check_merge_pair  # notebook 01
 from .training import check_initial_loss, check_learning_rate, check_next_token_loss  # notebook 10
 from .use_cases import check_truncate_at_stop  # notebook 08
 
-__all__ = ["PREVIOUS_TOKEN_TEXT", "check_apply_rotary_pos_emb", "check_attention_scores", "check_best_head", "check_bpe", "check_causal_mask", "check_decode", "check_dla_term", "check_first_divergent_layer", "check_forward", "check_head_scores", "check_induction_score", "check_initial_loss", "check_inv_frequencies", "check_kv_cache_bytes_per_token", "check_last_token_index", "check_layer_norm", "check_learning_rate", "check_lm_loss", "check_logit_lens", "check_logits_to_probs", "check_lora_merge", "check_lora_parameter_count", "check_memory_fp16_gb", "check_merge_pair", "check_mlp", "check_next_token_loss", "check_nf4_weights_gb", "check_parallel_block", "check_parameter_count", "check_previous_token_head", "check_rotate_every_two", "check_softmax_attention", "check_top_k", "check_top_p", "check_truncate_at_stop", "check_zero_ablate", "TIME_LIMIT", "TookTooLong"]
+__all__ = ["PREVIOUS_TOKEN_TEXT", "check_apply_rotary_pos_emb", "check_attention_scores", "check_best_head", "check_bpe", "check_causal_mask", "check_copying_score", "check_decode", "check_dla_term", "check_first_divergent_layer", "check_forward", "check_head_scores", "check_induction_score", "check_induction_score_at", "check_initial_loss", "check_inv_frequencies", "check_kv_cache_bytes_per_token", "check_last_token_index", "check_layer_norm", "check_learning_rate", "check_lm_loss", "check_logit_lens", "check_logits_to_probs", "check_lora_merge", "check_lora_parameter_count", "check_memory_fp16_gb", "check_merge_pair", "check_mlp", "check_next_token_loss", "check_nf4_weights_gb", "check_offset_score", "check_parallel_block", "check_parameter_count", "check_patch_head", "check_previous_token_head", "check_rotate_every_two", "check_softmax_attention", "check_top_k", "check_top_p", "check_truncate_at_stop", "check_zero_ablate", "check_zero_heads", "TIME_LIMIT", "TookTooLong"]

@@ -13,6 +13,13 @@ def _random_patterns(batch: int, heads: int, seq: int, seed: int) -> torch.Tenso
     return (scores + make_mask(None, torch.arange(seq), seq, torch.float32)).softmax(-1)
 
 
+def _zeroed_positions(got, z, indices) -> bool:
+    """Whether got is z with the positions ``indices`` zeroed: heads taken for positions, the usual axis mix-up."""
+    wrong_axis = z.clone()
+    wrong_axis[:, [i for i in indices if i < z.shape[1]]] = 0
+    return torch.equal(got, wrong_axis)
+
+
 def check_induction_score(fn) -> bool:
     """Notebook 11: fn(pattern (batch, heads, seq, seq), n) -> (heads,), the mean attention from each token of the
     second copy (the last n positions) to the token after its earlier copy (n - 1 back)."""
@@ -85,9 +92,7 @@ def check_zero_ablate(fn) -> bool:
             return hint
         if not got.any():
             return "zero only the chosen head; the other heads keep their outputs"
-        wrong_axis = z.clone()
-        wrong_axis[:, head] = 0
-        if torch.equal(got, wrong_axis):
+        if _zeroed_positions(got, z, [head]):
             return "z is (batch, seq, heads, head_dim): that zeroed a position. Heads are the third axis: z[:, :, head]"
         if torch.equal(got, z):
             return "the head's output is still there: set z[:, :, head] to 0 (on a copy) and return it"
@@ -96,3 +101,74 @@ def check_zero_ablate(fn) -> bool:
     hint = _first_failure(fn, cases, zero_ablate, _same_tensor, diagnose)
     return _verdict(hint is None, "Used as a hook on h.<layer>.attn.z, this removes one head from the forward pass.",
                     hint)
+
+
+def check_patch_head(fn) -> bool:
+    """Notebook 11: fn(z, clean_z, head, pos) -> a copy of z (batch, seq, heads, head_dim) whose ``head`` at ``pos``
+    holds clean_z's value there: head-by-position activation patching."""
+    from ...interpret.circuits import patch_head
+
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(2, 5, 3, 4, generator=g), torch.randn(2, 5, 3, 4, generator=g), 2, 1),
+             (torch.randn(1, 6, 4, 2, generator=g), torch.randn(1, 6, 4, 2, generator=g), 0, -1),
+             (torch.randn(3, 4, 4, 3, generator=g), torch.randn(3, 4, 4, 3, generator=g), 1, 3)]
+
+    def diagnose(got, expected, args):
+        z, clean, head, pos = args
+        if hint := _shape_hint(got, expected):
+            return hint
+        every_position, every_head = z.clone(), z.clone()
+        every_position[:, :, head] = clean[:, :, head]
+        every_head[:, pos] = clean[:, pos]
+        if torch.equal(got, clean):
+            return "that is the whole clean activation: paste only one head at one position, keep the rest of z"
+        if torch.equal(got, z):
+            return "nothing changed: copy clean_z[:, pos, head] into (a copy of) z at [:, pos, head]"
+        if torch.equal(got, every_position):
+            return "that patched the head at every position: z is (batch, seq, heads, head_dim), set z[:, pos, head]"
+        if torch.equal(got, every_head):
+            return "that patched every head at that position: choose the head too, z[:, pos, head]"
+        return "z is (batch, seq, heads, head_dim): the position is the second axis and the head the third"
+
+    hint = _first_failure(fn, cases, patch_head, _same_tensor, diagnose)
+    return _verdict(hint is None, "As a hook on h.<layer>.attn.z in the corrupted run, it asks: does this one head, "
+                                  "at this one position, carry what differs between the prompts?", hint)
+
+
+def check_copying_score(fn) -> bool:
+    """Notebook 11: fn(ov (tokens, tokens), k) -> a float, the fraction of rows whose diagonal entry is among the
+    row's k largest."""
+    from ...interpret.circuits import copying_score
+
+    g = torch.Generator().manual_seed(0)
+    ovs = [torch.randn(8, 8, generator=g) + torch.eye(8) * 1.5, torch.randn(12, 12, generator=g) + torch.eye(12),
+           torch.randn(6, 6, generator=g)]
+    ovs[1][3, 3] = ovs[1][3].max() + 1  # a sure copy in one row; the column of 3 not the column's top
+    ovs[1][:, 3] -= 5
+    ovs[1][3, 3] += 10
+    cases = [(ovs[0], 1), (ovs[1], 3), (ovs[2], 2), (ovs[1], 1)]
+
+    def same(got, expected):
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        return isinstance(got, float) and abs(got - expected) < 1e-6
+
+    def diagnose(got, expected, args):
+        ov, k = args
+        value = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"return one number (a float), not a {type(got).__name__}"
+        rows = torch.arange(ov.shape[0])
+        if abs(value - copying_score(ov.T, k)) < 1e-6:
+            return "rank within each ROW (the logits one source token produces): topk(k, dim=1), not dim=0"
+        if abs(value - expected * ov.shape[0]) < 1e-6:
+            return "that is a count: divide by the number of rows to get a fraction"
+        if abs(value - copying_score(ov, 1)) < 1e-6:
+            return f"with k={k} the own token counts when it is among the row's {k} largest, not only the largest"
+        if abs(value - (ov.argmax(0) == rows).float().mean().item()) < 1e-6:
+            return "rank within each ROW (the logits one source token produces), not within each column"
+        return f"for k={k} your fraction differs: for each row i, is column i among the row's k largest?"
+
+    hint = _first_failure(fn, cases, copying_score, same, diagnose)
+    return _verdict(hint is None, "A head whose OV circuit maps each token to itself writes whatever it attends to: "
+                                  "a copying head.", hint)
