@@ -135,7 +135,7 @@ def zero_a_position(z, head):  # the usual wrong axis
     ("check_dla_term", circuits.dla_term, lambda t, s, w, d: (t / s * w) @ d, "subtract the term's mean"),
     ("check_zero_ablate", circuits.zero_ablate, zero_a_position, "z[:, :, head]"),
 ])
-def test_notebook_10_exercises_accept_the_answer_and_name_the_usual_mistake(check, right, wrong, hint, capsys):
+def test_notebook_11_exercises_accept_the_answer_and_name_the_usual_mistake(check, right, wrong, hint, capsys):
     check = getattr(gt.classroom.exercises, check)
     assert check(right) is True and capsys.readouterr().out.startswith("✅ Right! ")
     assert check(wrong) is False and hint in capsys.readouterr().out
@@ -157,7 +157,8 @@ def test_offset_and_moved_induction_scores_follow_their_definitions():
     q = torch.arange(start + n, start + 2 * n)
     torch.testing.assert_close(circuits.induction_score(patterns, n, start=start),
                                patterns[:, :, q, q - n + 1].mean(dim=(0, 2)))
-    torch.testing.assert_close(circuits.induction_score(patterns, n), circuits.induction_score(patterns, n, seq - 2 * n))
+    default = circuits.induction_score(patterns, n)  # the last 2n positions
+    torch.testing.assert_close(default, circuits.induction_score(patterns, n, seq - 2 * n))
     with pytest.raises(gt.errors.InputError, match="start"):
         circuits.induction_score(patterns, n, start=seq - 2 * n + 1)
     with pytest.raises(gt.errors.InputError, match="back"):
@@ -195,5 +196,6 @@ def test_ov_logits_is_the_heads_own_output_read_through_ln_f_and_copying_score_c
             out = block.attn.out_proj.weight[:, :size] @ v
             centred = (out - out.mean()) * model.transformer.ln_f.weight
             torch.testing.assert_close(ov[i], model.lm_head.weight[tokens] @ centred, atol=1e-4, rtol=1e-4)
-    assert circuits.copying_score(torch.eye(5)) == 1.0 and circuits.copying_score(torch.eye(5).flip(0)) == pytest.approx(0.2)
+    assert circuits.copying_score(torch.eye(5)) == 1.0
+    assert circuits.copying_score(torch.eye(5).flip(0)) == pytest.approx(0.2)  # only the middle row
     assert circuits.copying_score(torch.eye(5).flip(0), k=5) == 1.0

@@ -1,5 +1,6 @@
 """Looking inside the model: activations (every activation by name, hooks that read or change them), circuits
-(logit attribution, induction scores, ablation, activation patching), induction (watch an induction head form)."""
+(logit attribution, induction and offset scores, OV copying scores, ablation, activation patching), induction (watch
+a copying circuit form, and test whether it is an induction head)."""
 
 import importlib
 

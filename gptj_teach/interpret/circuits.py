@@ -150,7 +150,8 @@ def ov_logits(model, layer: int, head: int, tokens: torch.Tensor) -> torch.Tenso
     block, size = model.transformer.h[layer], model.config.n_embd // model.config.n_head
     rows = slice(head * size, (head + 1) * size)  # this head's dims of v_proj's output and out_proj's input
     x = block.ln_1(model.transformer.wte.weight[tokens].float())  # (tokens, n_embd)
-    out = x @ block.attn.v_proj.weight[rows].float().T @ block.attn.out_proj.weight[:, rows].float().T  # (tokens, n_embd)
+    v = x @ block.attn.v_proj.weight[rows].float().T  # (tokens, head_dim)
+    out = v @ block.attn.out_proj.weight[:, rows].float().T  # (tokens, n_embd)
     out = (out - out.mean(-1, keepdim=True)) * model.transformer.ln_f.weight.float()  # ln_f, scale dropped
     return out @ model.lm_head.weight[tokens].float().T  # (tokens, tokens)
 

@@ -57,10 +57,12 @@ def check_induction_score_at(fn) -> bool:
             return ("that scores the LAST 2n positions: here the first copy starts at `start` and other tokens may "
                     "follow the second copy; the queries are start + n .. start + 2n - 1")
         if torch.allclose(got, _offset(pattern, n, queries), atol=1e-6):
-            return "n back is the earlier copy of the same token (a duplicate-token score): the induction key is n - 1 back"
+            return ("n back is the earlier copy of the same token (a duplicate-token score): the induction key is "
+                    "n - 1 back")
         if torch.allclose(got, _offset(pattern, n - 1, torch.arange(start + n - 1, start + 2 * n - 1)), atol=1e-6):
             return "off by one in the queries: the second copy is positions start + n .. start + 2n - 1"
-        return f"for start={start}, n={n} your scores differ: the mean of pattern[:, :, q, q - n + 1] over the second copy"
+        return (f"for start={start}, n={n} your scores differ: the mean of pattern[:, :, q, q - n + 1] over the "
+                "second copy")
 
     hint = _first_failure(fn, cases, lambda p, s, n: induction_score(p, n, s), lambda g, e: _same_tensor(g, e, 1e-6),
                           diagnose)
