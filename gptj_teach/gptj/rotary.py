@@ -78,7 +78,7 @@ class Rotary(nn.Module):
 
     def __init__(self, rotary_dim: int):
         super().__init__()
-        self.rotary_dim = rotary_dim  # shown when the model prints; the table handed in has this width
+        self.rotary_dim = rotary_dim  # shown when the model prints; the table handed in turns this many dims
 
     def forward(self, x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, heads, head_dim); sin, cos: (batch, seq, rotary_dim // 2). Returns x's shape."""
