@@ -35,7 +35,7 @@ def describe(value) -> str:
 
 def check_flag(value, name: str) -> bool:
     """True or False (numpy bools too); not 1, "yes" or a tensor."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or type(value).__name__ in ("bool_", "bool"):  # numpy 1 / numpy 2 name it so
         return bool(value)
     raise InputTypeError(f"{name} must be True or False, got {describe(value)}")
 

@@ -5,6 +5,7 @@
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -50,13 +51,14 @@ def main(argv=None) -> int:
 def generate(gt, args) -> None:
     """Load the model and stream the continuation of args.prompt to stdout."""
     prompt = gt.checks.check_text(args.prompt, "the prompt")  # before printing it: undecodable bytes stop here
-    gt.generation.loop.check_settings(not args.greedy, args.temperature, args.top_k, args.top_p, args.max_new_tokens)
+    # built once, before loading: a bad value stops here, not after a 12 GB download. --greedy uses none of the rest
+    sample = dict(do_sample=True, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    settings = gt.generation.SamplingSettings(**({} if args.greedy else sample))
     device = None if args.device is None else gt.checks.check_device(args.device)
     dtype = torch.float16 if device is not None and device.type == "cuda" else None
     model, tok = gt.load(args.model, revision=args.revision, dtype=dtype, device=device)
     print(prompt, end="", flush=True)
-    for piece in gt.stream(model, tok, prompt, max_new_tokens=args.max_new_tokens, do_sample=not args.greedy,
-                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed):
+    for piece in gt.stream(model, tok, prompt, args.max_new_tokens, seed=args.seed, **dataclasses.asdict(settings)):
         print(piece, end="", flush=True)
     print(flush=True)
 

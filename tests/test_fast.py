@@ -136,7 +136,7 @@ def test_a_change_between_two_steps_keeps_the_stream_going(model):
     ids = torch.tensor([[5, 9, 11]])
     expected = gt.generate(model, ids, max_new_tokens=6)
     threads = torch.get_num_threads()
-    steps = gt.generation.decode_steps(model, ids, 6, do_sample=False, fast=True)
+    steps = gt.generation.decode_steps(model, ids, 6, fast=True)  # greedy: the default settings
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # "compiling the decode step failed ..." would be one
         tokens = [next(steps), next(steps)]

@@ -82,7 +82,7 @@ ENTRIES = {
         "input_ids": ["input_ids"], "max_new_tokens": ["max_new_tokens"], "do_sample": ["do_sample"],
         "temperature": ["temperature"], "top_k": ["top_k"], "top_p": ["top_p"],
         "attention_mask": ["attention_mask"], "eos_token_id": ["eos_token_id"]}),
-    "stream": (stream, dict(prompt="def f", max_new_tokens=3, seed=0), {
+    "stream": (stream, dict(prompt="def f", max_new_tokens=3, do_sample=True, seed=0), {
         "prompt": ["prompt"], "max_new_tokens": ["max_new_tokens"], "temperature": ["temperature"],
         "top_k": ["top_k"], "top_p": ["top_p"], "seed": ["seed"], "do_sample": ["do_sample"]}),
 }

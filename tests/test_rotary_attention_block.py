@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import gptj_teach as gt
 from gptj_teach import reference as ref
-from gptj_teach.gptj.rotary import apply_rotary, fixed_pos_embedding, rotate_every_two
+from gptj_teach.gptj.rotary import apply_rotary_pos_emb, fixed_pos_embedding, rotate_every_two
 
 ATOL = 1e-5
 
@@ -26,7 +26,12 @@ def test_rotate_every_two_equals_transformers():
     assert torch.equal(rotate_every_two(x), ref.rotate_every_two(x))  # exact: copies and a negation, no rounding
 
 
-def test_apply_rotary_equals_transformers_and_passes_the_rest_through():
+def rotary(x, positions, rotary_dim):
+    """The table for the positions, then the rotation: what attention does with q and k."""
+    return apply_rotary_pos_emb(x, *fixed_pos_embedding(positions, rotary_dim, x.dtype))
+
+
+def test_apply_rotary_pos_emb_equals_transformers_and_passes_the_rest_through():
     x = torch.randn(2, 7, 3, 16)  # (batch, seq, heads, head_dim); rotary on the first 6 dims
     positions = torch.arange(7).repeat(2, 1) + 3
     table = ref.create_sinusoidal_positions(20, 6)
@@ -34,8 +39,22 @@ def test_apply_rotary_equals_transformers_and_passes_the_rest_through():
     expected = torch.cat([ref.apply_rotary_pos_emb(x[..., :6], sin, cos), x[..., 6:]], dim=-1)
     # bit-equal by construction: x * cos + rotate_every_two(x) * sin on the same shapes; the angles are the same fp32
     # products, and sin, cos are elementwise (ATen computes every element with one routine, whatever the length)
-    assert torch.equal(apply_rotary(x, positions, 6), expected)
-    assert torch.equal(apply_rotary(x, positions, 6)[..., 6:], x[..., 6:])
+    assert torch.equal(rotary(x, positions, 6), expected)
+    assert torch.equal(apply_rotary_pos_emb(x, sin, cos), expected)  # the table's width says how many dims turn
+    assert torch.equal(rotary(x, positions, 6)[..., 6:], x[..., 6:])
+    # a whole head rotated (head_dim == rotary_dim): transformers' function itself, on the same arguments
+    assert torch.equal(apply_rotary_pos_emb(x[..., :6], sin, cos), ref.apply_rotary_pos_emb(x[..., :6], sin, cos))
+
+
+def test_the_table_is_computed_in_fp32_then_rounded_like_transformers():
+    positions = torch.arange(1500, 1520)[None]  # large angles: an fp16 product would be far off
+    table = ref.create_sinusoidal_positions(2048, 64)  # (2048, 64) fp32, as transformers keeps it
+    for dtype in (torch.float16, torch.bfloat16):
+        sin, cos = fixed_pos_embedding(positions, 64, dtype)
+        # transformers' GPTJRotaryEmbedding: rows of the fp32 table, cast to the model's dtype; bit-equal, since
+        # both round the same fp32 numbers once
+        assert sin.dtype == cos.dtype == dtype
+        assert torch.equal(torch.cat([sin, cos], dim=-1), table[positions].to(dtype))
 
 
 vectors = st.integers(0, 2**31 - 1).map(lambda seed: torch.randn(16, generator=torch.Generator().manual_seed(seed)))
@@ -44,7 +63,7 @@ vectors = st.integers(0, 2**31 - 1).map(lambda seed: torch.randn(16, generator=t
 @settings(max_examples=60, deadline=None)
 @given(vectors, st.integers(0, 2000))
 def test_rotary_keeps_vector_norms(x, position):
-    rotated = apply_rotary(x.view(1, 1, 1, 16), torch.tensor([[position]]), 16)
+    rotated = rotary(x.view(1, 1, 1, 16), torch.tensor([[position]]), 16)
     assert math.isclose(rotated.norm().item(), x.norm().item(), rel_tol=1e-5)
 
 
@@ -52,8 +71,8 @@ def test_rotary_keeps_vector_norms(x, position):
 @given(vectors, vectors, st.integers(0, 500), st.integers(0, 500), st.integers(0, 500))
 def test_rotated_dot_product_depends_only_on_distance(q, k, m, n, shift):
     def score(i, j):
-        qi = apply_rotary(q.view(1, 1, 1, 16).double(), torch.tensor([[i]]), 16)
-        kj = apply_rotary(k.view(1, 1, 1, 16).double(), torch.tensor([[j]]), 16)
+        qi = rotary(q.view(1, 1, 1, 16).double(), torch.tensor([[i]]), 16)
+        kj = rotary(k.view(1, 1, 1, 16).double(), torch.tensor([[j]]), 16)
         return (qi * kj).sum().item()
     # the angles come from an fp32 table (like transformers'), so allow fp32 rounding of position * frequency
     assert abs(score(m, n) - score(m + shift, n + shift)) <= 1e-3 * (q.norm() * k.norm()).item()
@@ -110,14 +129,15 @@ def test_mlp_and_block_equal_transformers():
 def test_the_model_computes_the_rotation_table_once_and_a_block_alone_gets_the_same_result(monkeypatch):
     _, ours = make_pair(make_config("odd"))
     calls = []
-    monkeypatch.setattr(gt.gptj.rotary, "fixed_pos_embedding",
-                        lambda *args: calls.append(args) or fixed_pos_embedding(*args))
+    for module in (gt.gptj.model, gt.gptj.attention):  # both build a table: the model for all layers, attention
+        monkeypatch.setattr(module, "fixed_pos_embedding",  # for itself when called alone
+                            lambda *args: calls.append(args) or fixed_pos_embedding(*args))
     ours(torch.randint(97, (2, 6)))
     assert len(calls) == 1 < ours.config.n_layer  # one table for every layer, not one per layer
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         block, x = ours.transformer.h[0].to(dtype), torch.randn(2, 6, 40, dtype=dtype)
         positions, mask = torch.arange(3, 9)[None].expand(2, -1), gt.gptj.model.make_mask(None, torch.arange(6), 6, dtype)
-        handed_in = block(x, positions, mask, rotation=gt.gptj.rotary.rotation_table(positions, 4, dtype))[0]
+        handed_in = block(x, positions, mask, rotation=fixed_pos_embedding(positions, 4, dtype))[0]
         assert torch.equal(handed_in, block(x, positions, mask)[0])  # its own table: the same ops, so the same bits
 
 

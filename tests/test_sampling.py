@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gptj_teach as gt
-from gptj_teach.generation.sampling import (logits_to_probs, next_token, temperature_scale, top_k_filter, top_p_among_best,
-                                 top_p_filter)
+from gptj_teach.errors import InputError, InputTypeError
+from gptj_teach.generation.fast_top_p import MARGIN, top_p_among_best
+from gptj_teach.generation.sampling import (SamplingSettings, logits_to_probs, next_token, temperature_scale,
+                                            top_k_filter, top_p_filter)
 
 logit_rows = st.builds(lambda seed, n, scale: torch.randn(n, generator=torch.Generator().manual_seed(seed)) * scale,
                        st.integers(0, 2**31 - 1), st.integers(1, 300), st.floats(0.1, 20))
@@ -96,8 +98,6 @@ def test_top_p_decides_like_transformers_just_outside_the_margin():
     p is set 1.2 and 2 margins either side of where transformers' own sum puts a token's edge."""
     from transformers.generation.logits_process import TopPLogitsWarper
 
-    from gptj_teach.generation.sampling import MARGIN
-
     settled = 0
     for seed in range(50):
         g = torch.Generator().manual_seed(seed)
@@ -132,7 +132,8 @@ def test_greedy_takes_the_first_of_tied_best_like_argmax():
     logits = torch.zeros(3, 50400)
     logits[0, [7, 9000, 40000]] = 2.0
     logits[1, [50399, 3]] = 1.0  # row 2 stays all tied
-    assert next_token(logits, do_sample=False).tolist() == logits.argmax(dim=-1).tolist() == [7, 3, 0]
+    assert next_token(logits).tolist() == logits.argmax(dim=-1).tolist() == [7, 3, 0]  # greedy: the default
+    assert next_token(logits, SamplingSettings(do_sample=False)).tolist() == [7, 3, 0]
 
 
 def test_a_temperature_so_small_that_the_logits_overflow_is_greedy():
@@ -214,10 +215,71 @@ def test_bad_settings_are_refused_before_generating(eos_pair, kwargs, message):
         gt.generate(eos_pair[1], torch.tensor([[5, 9, 11]]), **{"max_new_tokens": 5, **kwargs})
 
 
-def test_greedy_ignores_temperature_zero(eos_pair):
+def test_greedy_ignores_temperature_zero_and_says_so(eos_pair):
     ids = torch.tensor([[5, 9, 11]])
-    assert torch.equal(gt.generate(eos_pair[1], ids, max_new_tokens=5, temperature=0.0),
-                       gt.generate(eos_pair[1], ids, max_new_tokens=5))
+    with pytest.warns(UserWarning, match=r"temperature=0.0: no effect with do_sample=False .* do_sample=True"):
+        greedy_at_zero = gt.generate(eos_pair[1], ids, max_new_tokens=5, temperature=0.0)
+    assert torch.equal(greedy_at_zero, gt.generate(eos_pair[1], ids, max_new_tokens=5))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(do_sample=True, temperature=0.0), InputError, "temperature must be > 0 when sampling, got 0.0; .*greedy"),
+    (dict(do_sample=True, temperature=float("nan")), InputError, "temperature must be a finite number"),
+    (dict(top_p=0.0), InputError, r"top_p must be in \(0, 1\] \(1 turns it off\), got 0.0"),
+    (dict(top_p=2), InputError, "top_p must be in"), (dict(top_k=-3), InputError, "top_k must be >= 0, got -3"),
+    (dict(top_k=2.5), InputTypeError, "top_k must be a whole number"), (dict(do_sample=1), InputTypeError, "do_sample"),
+    (dict(temperature="hot"), InputTypeError, "temperature must be a number"),
+])
+def test_settings_built_with_a_bad_value_say_which_and_why(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        SamplingSettings(**kwargs)
+
+
+def test_settings_are_checked_once_converted_and_frozen():
+    import dataclasses
+
+    import numpy as np
+
+    settings = SamplingSettings(do_sample=np.bool_(True), temperature=np.float32(0.5), top_k=torch.tensor(40),
+                                top_p=1)
+    assert settings == SamplingSettings(True, 0.5, 40, 1.0)  # plain Python values, equal and hashable
+    assert [type(v) for v in dataclasses.astuple(settings)] == [bool, float, int, float]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.temperature = 2.0  # one value for the whole generation: it cannot change halfway
+    assert SamplingSettings() == SamplingSettings(do_sample=False, temperature=1.0, top_k=0, top_p=1.0)  # greedy
+
+
+def test_generate_and_stream_take_the_same_settings_with_the_same_defaults():
+    import inspect
+
+    def keywords(function):
+        return {name: p.default for name, p in inspect.signature(function).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    shared = keywords(gt.generate).keys() & keywords(gt.stream).keys()
+    assert shared >= {"max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "eos_token_id", "fast"}
+    assert keywords(gt.generate).keys() - shared == {"attention_mask"}  # a text prompt has no padding to mask
+    assert {name: keywords(gt.generate)[name] for name in shared} == {name: keywords(gt.stream)[name] for name in shared}
+    assert keywords(gt.generate)["do_sample"] is False  # greedy by default, as transformers' generate
+    fields = {f.name: f.default for f in __import__("dataclasses").fields(SamplingSettings)}
+    assert fields == {name: keywords(gt.generate)[name] for name in fields}  # and as the settings object
+
+
+def test_decode_steps_carries_the_settings_to_every_pick(eos_pair, monkeypatch):
+    seen = []
+    real = gt.generation.loop.next_token
+    monkeypatch.setattr(gt.generation.loop, "next_token", lambda logits, settings: seen.append(settings) or
+                        real(logits, settings))
+    settings = SamplingSettings(do_sample=True, temperature=0.7, top_k=5)
+    list(gt.generation.decode_steps(eos_pair[1], torch.tensor([[5, 9, 11]]), 4, settings))
+    assert len(seen) == 4 and all(s is settings for s in seen)
+
+
+def test_the_seed_argument_is_manual_seed_first(eos_pair):
+    ids, settings = torch.tensor([[5, 9, 11]]), dict(do_sample=True, temperature=1.3, top_p=0.9)
+    torch.manual_seed(7)
+    seeded_by_hand = gt.generate(eos_pair[1], ids, max_new_tokens=12, **settings)
+    assert torch.equal(gt.generate(eos_pair[1], ids, max_new_tokens=12, seed=7, **settings), seeded_by_hand)
 
 
 def test_empty_prompt_is_refused(eos_pair):

@@ -42,7 +42,7 @@ MULTIBYTE = "漢字 é 🙂 naïve ∑"
 
 @pytest.mark.parametrize("seed", range(3))
 def test_every_streamed_piece_is_valid_text_and_they_join_to_the_decode(byte_model, seed):
-    pieces = list(gt.stream(byte_model, TOK, "漢", max_new_tokens=35, temperature=0.7, seed=seed))
+    pieces = list(gt.stream(byte_model, TOK, "漢", max_new_tokens=35, do_sample=True, temperature=0.7, seed=seed))
     assert pieces and all("\ufffd" not in p for p in pieces)  # never half a character
     assert any(len(p.encode()) > len(p) for p in pieces)  # multi-byte characters did come through
     torch.manual_seed(seed)
@@ -50,6 +50,38 @@ def test_every_streamed_piece_is_valid_text_and_they_join_to_the_decode(byte_mod
     new = gt.generate(byte_model, ids, max_new_tokens=35, do_sample=True, temperature=0.7)[0, ids.shape[1]:]
     assert "".join(pieces) == TOK.decode(new)
     assert len(pieces) < len(new)  # some tokens were held back until their character was complete
+
+
+SETTINGS = [dict(), dict(do_sample=True), dict(do_sample=True, temperature=1.8, top_k=20, top_p=0.95)]
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=["greedy default", "sample", "sample filtered"])
+def test_generate_and_stream_give_the_same_tokens_under_the_same_seed_and_settings(settings):
+    """A random model (its next token is not a function of the current one, unlike byte_model's) whose eos gets
+    a bias that makes it likely, so that both loops meet it and stop."""
+    config = gt.checkpoint.GPTJConfig(vocab_size=50400, n_embd=32, n_head=2, rotary_dim=8, n_layer=2,
+                                      n_positions=128, eos_token_id=TOK(" the").input_ids[0])
+    torch.manual_seed(0)
+    model = gt.GPTJForCausalLM(config).eval().init_weights(std=0.4)
+    with torch.no_grad():
+        model.lm_head.bias[config.eos_token_id] = 12.0
+    ids, stopped = TOK("The cat", return_tensors="pt").input_ids, 0
+    for seed in range(4):
+        pieces = list(gt.stream(model, TOK, "The cat", 40, seed=seed, **settings))
+        new = gt.generate(model, ids, 40, seed=seed, **settings)[0, ids.shape[1]:].tolist()
+        if config.eos_token_id in new:  # generate fills a finished row with eos; stream stops at the first
+            new, stopped = new[: new.index(config.eos_token_id) + 1], stopped + 1
+        assert "".join(pieces) == TOK.decode(new), f"seed {seed}"
+    assert stopped > 0  # the stop at eos was exercised
+
+
+def test_stream_stops_at_eos_on_the_fast_path_too(byte_model):
+    """The fast loop reads 'all finished' every 16 steps only; stream stops at the first eos itself, so the text
+    is the eager loop's: the recited text up to the eos token."""
+    chain = TOK(MULTIBYTE).input_ids
+    eager = "".join(gt.stream(byte_model, TOK, "漢", 30, eos_token_id=chain[6]))
+    assert eager == "".join(gt.stream(byte_model, TOK, "漢", 30, eos_token_id=chain[6], fast=True))
+    assert eager.endswith(TOK.decode(chain[6])) and len(eager) < len(MULTIBYTE)
 
 
 def test_a_character_split_over_tokens_is_held_back_until_complete():
@@ -80,3 +112,9 @@ def test_cli_explains_bad_input_without_a_traceback(tmp_path):
     assert "no such directory" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("generate", "x", "--model", str(tmp_path / "missing"), "--temperature", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    # the settings are checked before the model is looked for: a bad value stops before any loading
+    result = run_cli("generate", "x", "--model", str(tmp_path / "missing"), "--top-p", "1.5")
+    assert result.returncode == 2 and "top_p must be in (0, 1]" in result.stderr
+    assert "no such directory" not in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("generate", "x", "--model", str(tmp_path / "missing"), "--top-p", "1.5", "--greedy")
+    assert "no such directory" in result.stderr  # greedy: top-p plays no part, so it is not refused

@@ -41,7 +41,7 @@ def test_both_libraries_load_it_to_the_same_logits_and_greedy_tokens():
 
 
 def test_seeded_sampling_picks_transformers_tokens_on_the_full_vocabulary():
-    """50400 logits: top-p reads the nucleus off the best candidates (sampling.top_p_among_best) on most steps."""
+    """50400 logits: top-p reads the nucleus off the best candidates (fast_top_p.top_p_among_best) on most steps."""
     ours, tok = gt.load("tiny")
     theirs = ref.from_pretrained(TINY, dtype="auto")
     ids = tok(PROMPT, return_tensors="pt").input_ids

@@ -21,11 +21,10 @@ layer per token), a mask rebuilt every step. ``generate(fast=True)`` keeps the m
   (``decompose_mm_pass``); attention is traced from its plain maths (``sdpa_kernel(SDPBackend.MATH)``),
   which fuses better than calling the fused CPU kernel for one query.
 
-Greedy decoding compiles ``greedy_token``, whose argmax joins the step. On the tiny model on a 2-core CPU,
-the whole greedy loop took 1.43 ms a token with ``torch.compile`` (and a C++ wrapper) and 1.25 ms with the
-library compiled ahead of time, timed in turn in one process; 1.14 ms of it is the library's own call
-(``benchmarks/cpu_decode.py`` times the loop against ``transformers``). Most of that is ``lm_head``: 50400 x
-192 fp32 weights, 39 MB read for every token, 0.75 ms at the 55 GB/s two cores get.
+Greedy decoding compiles ``greedy_token``, whose argmax joins the step. On a CPU what remains of a token's time
+is mostly ``lm_head``: the tiny model's 50400 x 192 fp32 weights, 39 MB read for every token. How long a token
+takes on which machine, against ``transformers``, is measured by ``benchmarks/cpu_decode.py`` and recorded in
+``benchmarks/RESULTS.md``.
 
 If compiling fails (no C++ compiler, an old GPU), ``CompiledStep`` warns once and runs the step uncompiled.
 

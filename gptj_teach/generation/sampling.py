@@ -12,6 +12,10 @@ order, each step a small pure function you can call on a tensor and plot:
 
 Greedy decoding (``do_sample=False``) skips all of that and takes the argmax.
 
+The four settings travel together as one frozen ``SamplingSettings``, checked when it is built: ``generate``
+and ``stream`` (``loop.py``) build it from their keywords, and the loop, ``next_token`` and the sampler widget
+carry it. The functions of the pipeline stay plain functions of a tensor and a number.
+
 The trap: ``transformers``' ``generate(do_sample=True, temperature=..., top_p=...)`` *also* applies
 ``top_k=50`` unless you pass ``top_k=0``; its default generation config sets it. Ours defaults to ``top_k=0``.
 With the same settings and the same ``torch.manual_seed``, ``generate`` (``loop.py``, the decode loop)
@@ -24,8 +28,14 @@ References: Holtzman et al. (2020) "The Curious Case of Neural Text Degeneration
 """
 
 import math
+import warnings
+from dataclasses import dataclass
 
 import torch
+
+from ..checks import check_flag, check_number, check_whole
+from ..errors import InputError
+from .fast_top_p import CANDIDATES, top_p_among_best
 
 
 def temperature_scale(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -36,7 +46,7 @@ def temperature_scale(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     the tied best) keeps all the probability while the others get none: greedy, as the maths says.
     """
     scaled = logits / temperature
-    if torch.isfinite(torch.stack(torch.aminmax(scaled))).all():  # all finite (5x cheaper than isfinite(scaled))
+    if torch.isfinite(torch.stack(torch.aminmax(scaled))).all():  # all finite? (the extremes tell: one pass)
         return scaled  # the usual case: exactly transformers' TemperatureLogitsWarper
     shifted = (logits - logits.max(dim=-1, keepdim=True).values) / temperature  # <= 0; 0 / 0 = nan at the best
     return shifted.nan_to_num(nan=0.0, neginf=-math.inf)
@@ -54,13 +64,13 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Keep the smallest set of most likely tokens whose probability reaches ``p`` (always at least one).
 
     Sorted from least to most likely, a token is dropped when the mass of it and everything below it is at
-    most ``1 - p``: what is left then holds at least ``p``. ``p = 1``: keep all. Sorting all 50400 logits
-    every step costs more than the tiny model's forward, so the answer is read off the best ``CANDIDATES``
-    first (``top_p_among_best``); the full sort decides only when they cannot.
+    most ``1 - p``: what is left then holds at least ``p``. ``p = 1``: keep all. On a large vocabulary the same
+    answer is usually read off the best few hundred tokens without a sort (``fast_top_p.py``); the sort below
+    is the definition, and decides whenever they cannot.
     """
     if p >= 1.0:
         return logits
-    if logits.shape[-1] > CANDIDATES:
+    if logits.shape[-1] > CANDIDATES:  # the shortcut, where there is something to save
         kept = top_p_among_best(logits, p)
         if kept is not None:
             return kept
@@ -72,32 +82,6 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, -math.inf)
 
 
-CANDIDATES = 256  # top-p looks among this many best tokens first: a topk of 256 is ~20x cheaper than a sort
-MARGIN = 3e-5  # closer to p than this, the full sort decides: the two ways to add round differently, by up
-# to 1.5e-6 on 2200 rows of real and random logits (tests/test_sampling.py checks decisions just outside it)
-
-
-def top_p_among_best(logits: torch.Tensor, p: float):
-    """``top_p_filter`` from the ``CANDIDATES`` best tokens alone, or None when they cannot settle it.
-
-    A token stays when the tokens more likely than it hold less than ``p``: the same rule as above, counted
-    from the top. None (sort everything) when a token's mass lies within ``MARGIN`` of ``p`` (there the order
-    of additions could decide, and the sort adds like ``transformers``), when all of them stay (the edge is
-    past them), or when the last token kept is tied with the next (the sort breaks the tie).
-    """
-    best, where = torch.topk(logits, CANDIDATES)  # (..., CANDIDATES), most likely first
-    probs = (best - torch.logsumexp(logits, dim=-1, keepdim=True)).exp()  # their probabilities among all
-    mass_above = probs.cumsum(dim=-1) - probs  # (..., CANDIDATES): what the more likely tokens hold
-    keep = mass_above < p  # (..., CANDIDATES), a prefix
-    edge = keep.sum(dim=-1, keepdim=True)  # (..., 1): how many stay (at least 1: the best has 0 above it)
-    last_in, first_out = best.gather(-1, edge - 1), best.gather(-1, edge.clamp(max=CANDIDATES - 1))
-    near_p = ((mass_above - p).abs() < MARGIN).any(dim=-1, keepdim=True)  # (..., 1)
-    if (near_p | (edge == CANDIDATES) | (last_in == first_out)).any():  # too close to call, or the edge unseen
-        return None  # or in a tie. (A nucleus past the candidates shows as edge == CANDIDATES or near_p.)
-    kept = best.masked_fill(~keep, -math.inf)  # (..., CANDIDATES): the nucleus, the other candidates -inf
-    return torch.full_like(logits, -math.inf).scatter(-1, where, kept)  # back to vocabulary order
-
-
 def logits_to_probs(logits: torch.Tensor, temperature=1.0, top_k=0, top_p=1.0) -> torch.Tensor:
     """The whole pipeline: fp32 -> temperature -> top-k -> top-p -> softmax. (..., vocab) -> (..., vocab)."""
     logits = logits.float()
@@ -106,9 +90,46 @@ def logits_to_probs(logits: torch.Tensor, temperature=1.0, top_k=0, top_p=1.0) -
     return torch.softmax(top_p_filter(top_k_filter(logits, top_k), top_p), dim=-1)
 
 
-def next_token(logits: torch.Tensor, do_sample: bool, temperature=1.0, top_k=0, top_p=1.0) -> torch.Tensor:
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How each next token is picked: greedy (``do_sample=False``, the default, like ``transformers``' generation
+    config) or a draw after temperature -> top-k -> top-p. ``SamplingSettings(do_sample=True, temperature=0.8,
+    top_p=0.9)``.
+
+    Checked when built (``gptj_teach.errors``: the value, and what to pass instead), frozen afterwards: one value
+    that ``decode_steps``, ``next_token`` and the sampler widget carry, and that cannot change halfway through a
+    generation. Setting temperature, top-k or top-p without ``do_sample=True`` changes nothing, so it warns.
+    """
+
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0  # 0: off (transformers' default is 50)
+    top_p: float = 1.0  # 1: off
+
+    def __post_init__(self):
+        checked = {"do_sample": check_flag(self.do_sample, "do_sample"),
+                   "temperature": check_number(self.temperature, "temperature"),
+                   "top_k": check_whole(self.top_k, "top_k", 0), "top_p": check_number(self.top_p, "top_p")}
+        if not 0 < checked["top_p"] <= 1:
+            raise InputError(f"top_p must be in (0, 1] (1 turns it off), got {self.top_p}")
+        if checked["do_sample"] and checked["temperature"] <= 0:
+            raise InputError(f"temperature must be > 0 when sampling, got {self.temperature}; for the single most "
+                             "likely token use do_sample=False (greedy)")
+        for name, value in checked.items():  # plain bool, float, int: numpy numbers or a tensor element converted
+            object.__setattr__(self, name, value)  # (a frozen dataclass sets its own fields this way)
+        changed = {"temperature": self.temperature != 1.0, "top_k": self.top_k != 0, "top_p": self.top_p != 1.0}
+        if not self.do_sample and any(changed.values()):
+            given = ", ".join(f"{name}={getattr(self, name)}" for name, on in changed.items() if on)
+            warnings.warn(f"{given}: no effect with do_sample=False (greedy, the default); pass do_sample=True to "
+                          "sample", UserWarning, stacklevel=3)
+
+
+GREEDY = SamplingSettings()  # argmax at every step
+
+
+def next_token(logits: torch.Tensor, settings: SamplingSettings = GREEDY) -> torch.Tensor:
     """One token per row from the last position's logits (batch, vocab): argmax, or a draw. Returns (batch,)."""
-    if not do_sample:  # argmax: the first of the best if several tie; max(dim) finds the same, 3x faster on a CPU
+    if not settings.do_sample:  # argmax: the first of the best if several tie (max(dim) finds the same, faster)
         return logits.float().max(dim=-1).indices
-    probs = logits_to_probs(logits, temperature, top_k, top_p)
+    probs = logits_to_probs(logits, settings.temperature, settings.top_k, settings.top_p)
     return torch.multinomial(probs, num_samples=1).squeeze(1)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .rotary import Rotary, rotation_table
+from .rotary import Rotary, fixed_pos_embedding
 from .sizes import rotary_dim
 
 
@@ -85,13 +85,14 @@ class GPTJAttention(nn.Module):
 
     def forward(self, x, position_ids, mask, cache=None, output_attentions=False, rotation=None):
         """x: (batch, seq, n_embd); position_ids: (batch, seq); mask: (batch or 1, 1, seq, keys), keys = every
-        token the cache holds after this step; cache: a ``DynamicCache`` / ``StaticCache`` or None; rotation:
-        ``rotation_table(position_ids, ...)`` when the caller has it (the model computes it once for all layers).
+        token the cache holds after this step; cache: a ``DynamicCache`` / ``StaticCache`` or None; rotation: the
+        table ``fixed_pos_embedding(position_ids, ...)`` when the caller has it (the model builds it once for all
+        layers).
 
         Returns (output (batch, seq, n_embd), attention weights (batch, heads, seq, keys) or None).
         """
         if rotation is None:
-            rotation = rotation_table(position_ids, self.rotary_dim, x.dtype)  # sin, cos: (batch, seq, 1, rotary_dim)
+            rotation = fixed_pos_embedding(position_ids, self.rotary_dim, x.dtype)  # sin, cos: (batch, seq, rot // 2)
         q = self.rotary_q(split_heads(self.q_proj(x), self.n_head), *rotation)
         k = self.rotary_k(split_heads(self.k_proj(x), self.n_head), *rotation)
         v = split_heads(self.v_proj(x), self.n_head)  # (batch, seq, heads, head_dim) all three

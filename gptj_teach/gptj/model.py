@@ -29,7 +29,7 @@ from .outputs import (
     QuestionAnsweringModelOutput,
     SequenceClassifierOutputWithPast,
 )
-from .rotary import rotation_table
+from .rotary import fixed_pos_embedding
 from .sizes import rotary_dim
 
 
@@ -112,7 +112,7 @@ class GPTJModel(GPTJPreTrained):
         slots = torch.arange(seq, device=x.device) if cache is None else cache.slots_for(seq, x.device)  # (seq,)
         position_ids = (slots[None] if position_ids is None else position_ids).expand(batch, -1)  # (batch, seq)
         mask = make_mask(attention_mask, slots, seq if cache is None else cache.key_length(seq), x.dtype)
-        rotation = rotation_table(position_ids, self.rotary_dim, x.dtype)  # sin, cos: the same in every layer
+        rotation = fixed_pos_embedding(position_ids, self.rotary_dim, x.dtype)  # sin, cos: the same in every layer
         hidden, attentions = [], []
         for block in self.h:
             hidden.append(x)

@@ -16,6 +16,7 @@ The model runs once per prompt; moving a slider only reshapes the cached logits 
 References: Holtzman et al. (2020) "The Curious Case of Neural Text Degeneration"; ipywidgets documentation.
 """
 
+import dataclasses
 import html
 
 import ipywidgets as widgets
@@ -24,7 +25,7 @@ import torch
 from ..checks import check_tokenizer, check_whole
 from ..errors import GPTJTeachError, InputTypeError
 from ..generation.loop import check_generation, stream
-from ..generation.sampling import logits_to_probs
+from ..generation.sampling import SamplingSettings, logits_to_probs
 from .viz import token_labels
 
 SHOWN = 15  # bars in the chart
@@ -108,9 +109,9 @@ class Sampler(widgets.VBox):
         """Reshape the cached logits with the current sliders and redraw the chart and the numbers."""
         if self.logits is None:  # no prompt yet
             return
-        t, k, p = self.temperature.value, self.top_k.value, self.top_p.value
-        self.probs = logits_to_probs(self.logits, t, k, p)  # (vocab,) temperature -> top-k -> top-p -> softmax
-        before_cut = torch.softmax(self.logits / t, dim=-1)[self.top_ids]  # (SHOWN,) after temperature only
+        s = self.settings()  # temperature -> top-k -> top-p -> softmax
+        self.probs = logits_to_probs(self.logits, s.temperature, s.top_k, s.top_p)  # (vocab,)
+        before_cut = torch.softmax(self.logits / s.temperature, dim=-1)[self.top_ids]  # (SHOWN,) after temperature only
         after_cut = self.probs[self.top_ids]  # (SHOWN,)
         kept = (after_cut > 0).tolist()
         heights = torch.where(after_cut > 0, after_cut, before_cut).tolist()
@@ -123,6 +124,10 @@ class Sampler(widgets.VBox):
             f"nucleus <b>{self.stats['nucleus_size']}</b> of {len(self.probs)} tokens</div>")
         self.chart.value = bar_chart(self.labels, heights, kept)
 
+    def settings(self) -> SamplingSettings:
+        """The sliders as one ``SamplingSettings``: what the chart shows is what Generate draws from."""
+        return SamplingSettings(True, self.temperature.value, self.top_k.value, self.top_p.value)
+
     def _repr_mimebundle_(self, **kwargs):
         """The widget for a live page; in place of ``Sampler(children=...)``, a sentence for a saved notebook."""
         bundle = super()._repr_mimebundle_(**kwargs)
@@ -134,9 +139,8 @@ class Sampler(widgets.VBox):
         """What the Generate button does: seed, then stream the continuation into the text area."""
         self.text, self.button.disabled = "", True
         try:
-            for piece in stream(self.lm, self.tok, self.prompt.value, self.max_new_tokens.value, do_sample=True,
-                                temperature=self.temperature.value, top_k=self.top_k.value,
-                                top_p=self.top_p.value, seed=self.seed.value):
+            for piece in stream(self.lm, self.tok, self.prompt.value, self.max_new_tokens.value, seed=self.seed.value,
+                                **dataclasses.asdict(self.settings())):
                 self.text += piece
                 self.show_text()
         except GPTJTeachError as error:  # an empty or too long prompt, a bad seed: say so where the text would go
