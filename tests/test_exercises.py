@@ -13,7 +13,7 @@ from conftest import make_config
 import gptj_teach as gt
 
 ex = gt.classroom.exercises
-from gptj_teach.classroom.exercises import attention_views, grading, heads, model  # noqa: E402, F401  (ex.heads, ...)
+from gptj_teach.train import corpus  # noqa: E402
 SOLUTIONS_PATH = Path(__file__).parents[1] / "notebooks" / "solutions" / "solutions.py"
 spec = importlib.util.spec_from_file_location("solutions", SOLUTIONS_PATH)
 sol = importlib.util.module_from_spec(spec)
@@ -585,3 +585,132 @@ def test_zero_heads_wrong_answers(capsys):
         return z
 
     rejected(ex.check_zero_heads, positions, capsys, "third axis")
+
+
+# ---- notebooks 10 and 12: the pieces of the training loop, and LoRA ------------------------------------------
+TRAINING_CHECKS = {  # check -> the solution
+    ex.check_next_token_loss: sol.next_token_loss, ex.check_learning_rate: sol.learning_rate,
+    ex.check_random_windows: sol.random_windows, ex.check_train_step: sol.train_step,
+    ex.check_lora_merge: sol.lora_merge, ex.check_lora_linear: sol.LoRALinear, ex.check_add_lora: sol.add_lora}
+
+
+@pytest.mark.parametrize("check", list(TRAINING_CHECKS), ids=lambda c: c.__name__)
+def test_training_checks_accept_the_solution_and_reject_placeholders(check, capsys):
+    ok, out = verdict(check, TRAINING_CHECKS[check], capsys)
+    assert ok is True and out.startswith("✅ Right! "), out
+    rejected(check, lambda *args: None, capsys, "returned None")
+    rejected(check, None, capsys, "itself")
+    rejected(check, lambda *args: 1 / 0, capsys, "raised ZeroDivisionError")
+
+    def student_stub(*args):
+        raise NotImplementedError("Your turn: replace these two lines with your code")
+
+    assert "raised" not in rejected(check, student_stub, capsys, "not written yet")
+
+
+def test_training_numeric_checks(capsys):
+    assert verdict(ex.check_initial_loss, sol.initial_loss(), capsys)[0] is True
+    assert verdict(ex.check_lora_parameter_count, sol.lora_parameter_count(), capsys)[0] is True
+    assert verdict(ex.check_nf4_weights_gb, sol.nf4_weights_gb(), capsys)[0] is True
+    params = gt.show.memory.parameter_count(CONFIG_6B)
+    rejected(ex.check_nf4_weights_gb, params * 0.5 / 1e9, capsys, "absmax")
+    rejected(ex.check_nf4_weights_gb, params / 1e9, capsys, "8 bits")
+    rejected(ex.check_nf4_weights_gb, params * 4.5 / 1e9, capsys, "bits: give GB")
+
+
+def windows_from(draw):
+    """A batch sampler made of ``draw(ids, batch, length, generator) -> starts``."""
+    return lambda ids, batch, length, g: torch.stack([ids[s:s + length] for s in draw(ids, batch, length, g).tolist()])
+
+
+def test_random_windows_wrong_answers(capsys):
+    check = ex.check_random_windows
+    rejected(check, windows_from(lambda ids, b, n, g: torch.randint(0, len(ids) - n + 1, (b,))), capsys,
+             "same seed", "generator=generator")
+    rejected(check, windows_from(lambda ids, b, n, g: torch.randint(0, len(ids), (b,), generator=g)), capsys,
+             "too near the end")
+    rejected(check, lambda ids, b, n, g: ids[torch.randint(0, len(ids), (b, n), generator=g)], capsys, "contiguous")
+    rejected(check, windows_from(lambda ids, b, n, g: torch.randint(0, len(ids) - n, (1,), generator=g).repeat(b)),
+             capsys, "same place")
+    rejected(check, lambda ids, b, n, g: sol.random_windows(ids, b, n - 1, g), capsys, "seq + 1")
+    rejected(check, windows_from(lambda ids, b, n, g: torch.randint(0, max(1, (len(ids) - n) // 4), (b,),
+                                                                     generator=g)), capsys, "near the end")
+    assert verdict(check, corpus.random_windows, capsys)[0] is True  # the package's own, one start short
+
+
+def step_with(zero=True, clip=True, set_lr=True, shift=True, zero_after=False):
+    """A training step with one of the usual mistakes (or, all flags default, a right one)."""
+    def step(model, optimizer, x, lr, clip_norm):
+        if set_lr:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        if zero:
+            optimizer.zero_grad()
+        logits = model(x).logits
+        loss = sol.next_token_loss(logits, x) if shift else torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), x.flatten())
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+        if zero_after:
+            optimizer.zero_grad()
+        return loss.item()
+    return step
+
+
+def test_train_step_wrong_answers(capsys):
+    check = ex.check_train_step
+    assert verdict(check, step_with(zero=False, zero_after=True), capsys)[0] is True  # zeroing after step is fine
+    rejected(check, step_with(zero=False), capsys, "zero_grad")
+    rejected(check, step_with(clip=False), capsys, "clip_grad_norm_")
+    rejected(check, step_with(set_lr=False), capsys, "group['lr'] = lr")
+    rejected(check, step_with(shift=False), capsys, "my_next_token_loss")
+    rejected(check, lambda *args: torch.tensor(step_with()(*args)) + 1, capsys, "loss.item()")
+
+
+def lora_layer(scale=True, freeze=True, both_zero=False, with_base=True, parameters=True):
+    """The solution's LoRA layer, with one of the usual mistakes."""
+    class Layer(sol.LoRALinear):
+        def __init__(self, base, r, alpha):
+            super().__init__(base, r, alpha)
+            base.requires_grad_(not freeze)
+            if both_zero:
+                self.A.data.zero_()
+            if not parameters:
+                A, B = self.A.data, self.B.data
+                del self.A, self.B
+                self.A, self.B = A, B
+
+        def forward(self, x):
+            update = (self.scale if scale else 1) * (x @ self.A.T @ self.B.T)
+            return self.base(x) + update if with_base else update
+    return Layer
+
+
+def test_lora_linear_wrong_answers(capsys):
+    check = ex.check_lora_linear
+    rejected(check, lora_layer(scale=False), capsys, "alpha / r")
+    rejected(check, lora_layer(freeze=False), capsys, "freeze the base")
+    rejected(check, lora_layer(both_zero=True), capsys, "B starts at zero and A at random")
+    rejected(check, lora_layer(with_base=False), capsys, "base layer's output")
+    rejected(check, lora_layer(parameters=False), capsys, "nn.Parameter")
+
+
+def test_add_lora_wrong_answers(capsys):
+    check = ex.check_add_lora
+
+    def wrap(model, r, alpha, blocks, targets=("q_proj", "v_proj")):
+        for block in blocks(model):
+            for name in targets:
+                setattr(block.attn, name, sol.LoRALinear(getattr(block.attn, name), r, alpha))
+        return model
+
+    every = lambda m: m.transformer.h  # noqa: E731
+    rejected(check, lambda m, r, a: wrap(m, r, a, every), capsys, "freeze everything else")
+    rejected(check, lambda m, r, a: sol.add_lora(m, r, a).score.requires_grad_(False) and m, capsys, "score head")
+    rejected(check, lambda m, r, a: sol.add_lora(m, r, a, ("q_proj",)), capsys, "v_proj has nothing to train")
+    first_block = lambda m: m.transformer.h[:1]  # noqa: E731
+    rejected(check, lambda m, r, a: wrap(m.requires_grad_(False), r, a, first_block).score.requires_grad_() and m,
+             capsys, "h.1.attn.q_proj")
+    rejected(check, lambda m, r, a: wrap(m, r, a, every).requires_grad_(False), capsys, "no adapter trains")

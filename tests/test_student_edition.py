@@ -96,13 +96,15 @@ def test_every_your_turn_cell_raises_the_friendly_message(released):
     _, editions = released
     for name, nb in editions.items():
         for cell in cells(nb, "solution"):
-            tree = ast.parse(cell.source)
-            bodies = [tree.body] + [node.body for node in tree.body if isinstance(node, ast.FunctionDef)]
-            raises = [stmt for body in bodies for stmt in body if isinstance(stmt, ast.Raise)]
-            assert len(raises) == 1, (name, cell.source)
-            with pytest.raises(NotImplementedError) as raised:
-                exec(compile(ast.Module([raises[0]], []), name, "exec"), {})  # noqa: S102 (the stub alone)
-            assert str(raised.value).startswith(student.YOUR_TURN) and "your code" in str(raised.value)
+            tree = ast.parse(cell.source)  # a class's methods count as functions (notebook 12's LoRA layer)
+            functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+            raises = [stmt for body in [tree.body] + [f.body for f in functions] for stmt in body
+                      if isinstance(stmt, ast.Raise)]
+            assert len(raises) == cell.source.count("# YOUR CODE HERE") >= 1, (name, cell.source)
+            for stub in raises:
+                with pytest.raises(NotImplementedError) as raised:
+                    exec(compile(ast.Module([stub], []), name, "exec"), {})  # noqa: S102 (the stub alone)
+                assert str(raised.value).startswith(student.YOUR_TURN) and "your code" in str(raised.value)
 
 
 def test_make_student_writes_what_nbgrader_releases(released, tmp_path):

@@ -244,5 +244,7 @@ def test_notebook_checks_accept_right_answers_and_hint_at_wrong_ones(capsys):
     says(ex.check_lora_parameter_count, layers * 2 * 2 * 8 * d, "❌", "score head")
     says(ex.check_lora_merge, lambda w, a, b, alpha, r: w + alpha / r * (b @ a), "✅")
     says(ex.check_lora_merge, lambda w, a, b, alpha, r: w + b @ a, "❌", "alpha / r")
-    says(ex.check_nf4_weights_gb, gt.show.memory.parameter_count() / 2 / 1e9, "✅")
-    says(ex.check_nf4_weights_gb, gt.show.memory.parameter_count() / 1e9, "❌", "half a byte")
+    params = gt.show.memory.parameter_count()  # NF4: a 4-bit code, and one fp32 absmax per block of 64 weights
+    says(ex.check_nf4_weights_gb, params * (4 + 32 / 64) / 8 / 1e9, "✅")
+    says(ex.check_nf4_weights_gb, params / 2 / 1e9, "❌", "absmax")
+    says(ex.check_nf4_weights_gb, params / 1e9, "❌", "1 byte")

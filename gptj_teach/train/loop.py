@@ -5,12 +5,15 @@
   ln(50400) = 10.83 nats per token. A window of seq + 1 tokens gives seq predictions: inputs ``x[:, :-1]``,
   targets ``x[:, 1:]``.
 * **AdamW** (Loshchilov & Hutter 2019): Adam with weight decay applied to the weights directly, not through the
-  gradient. Only the matrices of the linear layers decay; biases, LayerNorms and the embedding do not (GPT-2,
-  nanoGPT). betas (0.9, 0.95) as in GPT-3 and GPT-J.
+  gradient (where Adam's division by sqrt(v) would shrink it most for the weights with the largest gradients).
+  Only the matrices of the linear layers decay; biases, LayerNorms and the embedding do not (minGPT's choice;
+  nanoGPT and GPT-J's mesh-transformer-jax decay every 2-D tensor, the embedding included). betas (0.9, 0.95)
+  as in GPT-3 (mesh-transformer-jax keeps Adam's defaults, 0.9 and 0.999).
 * **Schedule**: a linear warm-up (Adam's moment estimates are noisy at first), then a cosine decay to 10 % of
   the peak (GPT-3; GPT-J's mesh-transformer-jax config does the same).
-* **bf16 autocast**: matmuls in bfloat16 (fp32's range, 8 bits of mantissa), everything that sums many
-  numbers (softmax, LayerNorm, the loss) in fp32. On CPUs with AVX512-BF16 and on GPUs it is ~2x faster.
+* **bf16 autocast**: matmuls in bfloat16 (fp32's range; 8 significant bits, 7 stored: about 2.4 decimal
+  digits), everything that sums many numbers (softmax, LayerNorm, the loss) in fp32. On CPUs with AVX512-BF16
+  and on GPUs it is ~2x faster. ``Recipe`` trains with it by default (``bf16=True``).
 
 References: nanoGPT ``train.py``; Loshchilov & Hutter (2019) AdamW; GPT-3 paper, appendix B;
 ``transformers.GPTJForCausalLM`` (its loss with ``labels=`` is the one the tests compare with).
@@ -45,7 +48,7 @@ class Recipe:
     clip: float = 1.0  # gradient norm clip
     eval_every: int = 100  # steps between held-out evaluations
     eval_windows: int = 16  # held-out windows per evaluation (None: all)
-    bf16: bool = True  # bf16 autocast (and the fused output layer on a CPU)
+    bf16: bool = True  # bf16 autocast (and the fused output layer on a CPU): on unless you say bf16=False
 
     def __post_init__(self):
         self.check()

@@ -270,6 +270,91 @@ def zero_heads(z, heads):
     return z
 
 
+
+# 10_train_your_own and 12_fine_tune ---------------------------------------------------------------------------
+def initial_loss() -> float:
+    """Nats per token of a model that gives each of GPT-J's 50400 tokens the same probability: -ln(1 / 50400)."""
+    return math.log(50400)
+
+
+def next_token_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the logits at position t against the token at t + 1."""
+    scores, targets = logits[:, :-1], ids[:, 1:]  # (batch, seq - 1, vocab), (batch, seq - 1)
+    return torch.nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), targets.reshape(-1))
+
+
+def random_windows(ids: torch.Tensor, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """(batch, length): windows ids[s:s + length] at starts drawn from the generator, s in [0, len(ids) - length]."""
+    starts = torch.randint(0, len(ids) - length + 1, (batch,), generator=generator)  # (batch,)
+    return torch.stack([ids[s:s + length] for s in starts.tolist()])
+
+
+def learning_rate(progress: float, peak: float, warmup: float, floor: float) -> float:
+    """Linear warm-up to peak, then cosine down to floor x peak."""
+    if progress < warmup:
+        return peak * progress / warmup
+    decay = min(1.0, (progress - warmup) / (1 - warmup))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * decay)))
+
+
+def train_step(model, optimizer, x: torch.Tensor, lr: float, clip: float) -> float:
+    """One step on x (batch, seq + 1): learning rate, zero_grad, forward, loss, backward, clip, step."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss = next_token_loss(model(x).logits, x)  # logits (batch, seq + 1, vocab); the last position unused
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    return loss.item()
+
+
+def lora_merge(weight: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float, r: int) -> torch.Tensor:
+    """W + (alpha / r) B A: the adapter folded into the weight."""
+    return weight + alpha / r * (B @ A)  # (out, r) @ (r, in) -> (out, in)
+
+
+class LoRALinear(torch.nn.Module):
+    """A frozen nn.Linear plus a trainable rank-r update: base(x) + (alpha / r) x A^T B^T."""
+
+    def __init__(self, base: torch.nn.Linear, r: int, alpha: float):
+        super().__init__()
+        self.r, self.alpha, self.scale = r, alpha, alpha / r
+        self.base = base.requires_grad_(False)
+        self.A = torch.nn.Parameter(torch.empty(r, base.in_features))  # (r, in): random, as in peft
+        torch.nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        self.B = torch.nn.Parameter(torch.zeros(base.out_features, r))  # (out, r): zero, so the layer starts as base
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.scale * (x @ self.A.T @ self.B.T)  # (..., in) -> (..., r) -> (..., out)
+
+    def merged(self) -> torch.nn.Linear:
+        linear = torch.nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
+        linear.load_state_dict(self.base.state_dict())
+        with torch.no_grad():
+            linear.weight.copy_(lora_merge(self.base.weight, self.A, self.B, self.alpha, self.r))
+        return linear
+
+
+def add_lora(model, r: int, alpha: float, targets=("q_proj", "v_proj")):
+    """Freeze the model, wrap each target of every block in a LoRALinear, leave the new score head trainable."""
+    model.requires_grad_(False)
+    for block in model.transformer.h:
+        for name in targets:
+            setattr(block.attn, name, LoRALinear(getattr(block.attn, name), r, alpha))
+    model.score.requires_grad_(True)
+    return model
+
+
+def lora_parameter_count() -> int:
+    """Rank-8 LoRA on q_proj and v_proj of the tiny model's 4 layers (n_embd 192), plus the score head (192 x 2)."""
+    return 4 * 2 * (8 * 192 + 192 * 8) + 192 * 2
+
+
+def nf4_weights_gb() -> float:
+    """GPT-J 6B in NF4: 4 bits a weight plus one fp32 absmax per block of 64 weights = 4.5 bits."""
+    return 6_050_882_784 * (4 + 32 / 64) / 8 / 1e9
+
 if __name__ == "__main__":
     import gptj_teach as gt
 

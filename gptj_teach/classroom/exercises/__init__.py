@@ -17,7 +17,8 @@ hold the solutions; ``notebooks/solutions/solutions.py`` has them too, as plain 
 
 from .attention import check_attention_scores, check_causal_mask, check_softmax_attention  # notebook 03
 from .attention_views import check_best_head, check_head_scores, check_previous_token_head  # notebook 07
-from .fine_tune import check_lora_merge, check_lora_parameter_count, check_nf4_weights_gb  # notebook 12
+from .fine_tune import (check_add_lora, check_lora_linear, check_lora_merge, check_lora_parameter_count,  # nb 12
+                        check_nf4_weights_gb)
 from .attention_views import PREVIOUS_TOKEN_TEXT  # the text notebook 07 asks about
 from .grading import TIME_LIMIT, TookTooLong
 from .heads import check_last_token_index, check_lm_loss, check_logit_lens  # notebook 05b
@@ -31,7 +32,20 @@ from .sampling import check_logits_to_probs, check_top_k, check_top_p  # noteboo
 from .speed import check_kv_cache_bytes_per_token  # notebook 09
 from .start_here import check_memory_fp16_gb  # notebook 00
 from .tokenizer import check_bpe, check_decode, check_merge_pair  # notebook 01
-from .training import check_initial_loss, check_learning_rate, check_next_token_loss  # notebook 10
+from .training import (check_initial_loss, check_learning_rate, check_next_token_loss,  # notebook 10
+                       check_random_windows, check_train_step)
 from .use_cases import check_truncate_at_stop  # notebook 08
 
-__all__ = ["PREVIOUS_TOKEN_TEXT", "check_apply_rotary_pos_emb", "check_attention_scores", "check_best_head", "check_bpe", "check_causal_mask", "check_copying_score", "check_decode", "check_dla_term", "check_first_divergent_layer", "check_forward", "check_head_scores", "check_induction_score", "check_induction_score_at", "check_initial_loss", "check_inv_frequencies", "check_kv_cache_bytes_per_token", "check_last_token_index", "check_layer_norm", "check_learning_rate", "check_lm_loss", "check_logit_lens", "check_logits_to_probs", "check_lora_merge", "check_lora_parameter_count", "check_memory_fp16_gb", "check_merge_pair", "check_mlp", "check_next_token_loss", "check_nf4_weights_gb", "check_offset_score", "check_parallel_block", "check_parameter_count", "check_patch_head", "check_previous_token_head", "check_rotate_every_two", "check_softmax_attention", "check_top_k", "check_top_p", "check_truncate_at_stop", "check_zero_ablate", "check_zero_heads", "TIME_LIMIT", "TookTooLong"]
+__all__ = [
+    "PREVIOUS_TOKEN_TEXT", "TIME_LIMIT", "TookTooLong", "check_add_lora", "check_apply_rotary_pos_emb",
+    "check_attention_scores", "check_best_head", "check_bpe", "check_causal_mask", "check_copying_score",
+    "check_decode", "check_dla_term", "check_first_divergent_layer", "check_forward", "check_head_scores",
+    "check_induction_score", "check_induction_score_at", "check_initial_loss", "check_inv_frequencies",
+    "check_kv_cache_bytes_per_token", "check_last_token_index", "check_layer_norm", "check_learning_rate",
+    "check_lm_loss", "check_logit_lens", "check_logits_to_probs", "check_lora_linear", "check_lora_merge",
+    "check_lora_parameter_count", "check_memory_fp16_gb", "check_merge_pair", "check_mlp", "check_next_token_loss",
+    "check_nf4_weights_gb", "check_offset_score", "check_parallel_block", "check_parameter_count", "check_patch_head",
+    "check_previous_token_head", "check_random_windows", "check_rotate_every_two", "check_softmax_attention",
+    "check_top_k", "check_top_p", "check_train_step", "check_truncate_at_stop", "check_zero_ablate",
+    "check_zero_heads",
+]

@@ -35,7 +35,8 @@ def check_parallel_block(fn) -> bool:
     def diagnose(got, expected, args):
         _, x, position_ids, mask = args
         if isinstance(got, tuple):
-            return "return only the output tensor (block.attn returns a tuple: output, KV cache, weights)"
+            return ("return only the output tensor (block.attn returns a tuple of two: the output and the "
+                    "attention weights)")
         if hint := _shape_hint(got, expected):
             return hint
         h = block.ln_1(x)
