@@ -8,11 +8,10 @@ and each code cell's ``input_prompt_number`` is ``"*"`` while it runs and its ex
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 from contextlib import contextmanager
 
-from .conftest import ROOT, free_port, wait_until_up
+from .conftest import ROOT, free_port, serving
 
 CODE_CELLS = "Jupyter.notebook.get_cells().filter(c => c.cell_type === 'code')"
 READY = """() => !!(window.Jupyter && Jupyter.notebook && Jupyter.notebook._fully_loaded && Jupyter.notebook.kernel
@@ -35,20 +34,8 @@ def classic_server(tmp):
                f"--NotebookApp.token={token}", f"--NotebookApp.notebook_dir={root}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
-    log = open(tmp / "notebook.log", "w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(server, f"{url}/api/status?token={token}", tmp / "notebook.log")
+    with serving(command, env, port, token, tmp / "notebook.log") as url:
         yield {"url": url, "token": token, "root": root}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def open_notebook(page, server: dict, name: str) -> None:

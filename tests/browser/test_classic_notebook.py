@@ -16,7 +16,7 @@ from .classic import classic_server, open_notebook, run_all_cells
 from .conftest import Network, require_chromium, screenshot
 from .jupyterlab import bertviz_views, notebook_prompt
 from .test_bertviz import check_head_views, labels, wait_until_drawn
-from .test_sampler import SHOWS_ENTROPY, entropy
+from .test_sampler import SHOWS_ENTROPY, check_controls, entropy, slider
 
 require_chromium()
 if not (notebook.__version__.startswith("6.") and ipywidgets.__version__.startswith("7.")):
@@ -28,11 +28,6 @@ if not (notebook.__version__.startswith("6.") and ipywidgets.__version__.startsw
 def classic(chromium, tmp_path_factory):
     with classic_server(tmp_path_factory.mktemp("classic")) as server:
         yield server
-
-
-def slider(widget, label: str):
-    """The ipywidgets 7 slider whose label reads `label`."""
-    return widget.locator(".widget-slider").filter(has=widget.page.get_by_text(label, exact=True))
 
 
 def test_sampler_in_the_classic_notebook(classic, new_page):
@@ -47,8 +42,7 @@ def test_sampler_in_the_classic_notebook(classic, new_page):
     widget = page.locator(".output_area").filter(has=page.locator(".gptj-sampler-chart"))
     widget.wait_for(timeout=30_000)
     widget.scroll_into_view_if_needed()
-    for label in ("temperature", "top-p", "top-k", "new tokens", "seed"):
-        assert widget.get_by_text(label, exact=True).count() == 1, f"no control labelled {label!r}"
+    check_controls(widget)
     top_k_label = slider(widget, "top-k").locator(".widget-label")
     assert top_k_label.get_attribute("title") == "0 = off: keep all tokens"  # ipywidgets 7's description_tooltip
     assert "Sampler(" not in widget.inner_text()
