@@ -152,7 +152,8 @@ test-colab: $(VENV)/.ready
 	$(VENV)-colab/bin/python scripts/colab_check.py $(VENV)-colab/dist/gptj_teach-*.whl
 	$(UV) pip install --quiet --python $(VENV)-colab/bin/python "pytest>=8" "nbval>=0.11" hypothesis "playwright>=1.65"
 	$(VENV)-colab/bin/python -c "import transformers as t, huggingface_hub as h, ipywidgets as w, notebook as n; \
-		print('colab: transformers', t.__version__, '/ hub', h.__version__, '/ ipywidgets', w.__version__, '/ notebook', n.__version__)"
+		print('colab: transformers', t.__version__, '/ hub', h.__version__, '/ ipywidgets', w.__version__, \
+		      '/ notebook', n.__version__)"
 	$(VENV)-colab/bin/python -m pytest $(COLAB_NOTEBOOKS) $(NBVAL) $(PYTEST_ARGS)
 	GPTJ_TEACH_BROWSER=require $(VENV)-colab/bin/python -m pytest tests/browser/test_classic_notebook.py $(PYTEST_ARGS)
 

@@ -16,7 +16,7 @@ the next rewrite is met in this one file.
 * ``forward_with_cache(hf_model, ids, cache)``: one step of decoding with the reference's own KV cache, passed
   under the name the installed release expects;
 * ``rotate_every_two``, ``apply_rotary_pos_emb``, ``create_sinusoidal_positions``: the reference's rotary
-  functions (module-level functions, the same in every 5.x release so far).
+  functions (module-level functions, the same in 4.57 and every 5.x release so far).
 
 References: ``transformers.models.gptj.modeling_gptj``; PyTorch ``Module.register_forward_hook``.
 """

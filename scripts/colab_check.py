@@ -1,4 +1,4 @@
-"""Colab as it is: the wheel with ``[colab]`` installs on top of Colab's packages without changing any (`make test-colab`).
+"""Colab as it is: the wheel with ``[colab]`` goes on top of Colab's packages and changes none (`make test-colab`).
 
 Run with the Python of a venv that holds a Colab-like runtime (.ci/colab-runtime.txt). Usage:
 ``python scripts/colab_check.py WHEEL``.

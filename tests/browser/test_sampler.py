@@ -123,7 +123,7 @@ def test_a_notebook_opened_without_running_shows_a_sentence_not_the_widget_repr(
     page = new_page(Network())
     page.set_viewport_size({"width": 1280, "height": 900})
     open_notebook(page, lab, NOTEBOOK)
-    saved = page.locator(".jp-OutputArea-output").filter(has_text="the sampler widget: run this cell")
+    saved = page.locator(".jp-OutputArea-output").filter(has_text="the sampler: run this cell")
     saved.first.wait_for(timeout=30_000)
     saved.first.scroll_into_view_if_needed()
     try:  # in the DOM is not yet drawn: JupyterLab renders a cell's output when it scrolls into view
