@@ -136,6 +136,27 @@ test-pinned: $(VENV)/.ready
 	$(VENV)-pinned/bin/python -c "import torch, transformers as t; print('$(PIN): torch', torch.__version__, '/ transformers', t.__version__)"
 	$(VENV)-pinned/bin/python -m pytest $(PINNED_TESTS) $(NBVAL) $(XDIST) $(PYTEST_ARGS)
 
+# Colab as it is (CI): a venv with Colab's own versions (.ci/colab-runtime.txt: transformers 4.57, huggingface_hub 0.36,
+# ipywidgets 7.7.1, Notebook 6.5), the wheel with [colab] installed on top by pip, as a learner's first cell does:
+# pip's own report must show it replacing none of them (scripts/colab_check.py); then notebooks 00, 06, 07 run
+# there against the installed wheel, and the browser test drives the sampler and the bertviz views in the classic
+# Notebook 6.5 with ipywidgets 7.7.1 (tests/browser/test_classic_notebook.py, which skips in any other venv).
+# Python: the machine's 3.11 (the CPU build of torch on disk is for 3.11; Colab's Python is 3.12).
+COLAB_NOTEBOOKS := notebooks/00_start_here.ipynb notebooks/06_sampling.ipynb notebooks/07_attention_visualization.ipynb
+.PHONY: test-colab
+test-colab: $(VENV)/.ready
+	rm -rf $(VENV)-colab
+	$(UV) venv --quiet --seed --python $(PYTHON) $(VENV)-colab
+	$(UV) pip install --quiet --python $(VENV)-colab/bin/python $(TORCH_SOURCES) -r .ci/colab-runtime.txt
+	$(UV) build --quiet --wheel --out-dir $(VENV)-colab/dist
+	$(VENV)-colab/bin/python scripts/colab_check.py $(VENV)-colab/dist/gptj_teach-*.whl
+	$(UV) pip install --quiet --python $(VENV)-colab/bin/python "pytest>=8" "nbval>=0.11" hypothesis "playwright>=1.65"
+	$(VENV)-colab/bin/python -c "import transformers as t, huggingface_hub as h, ipywidgets as w, notebook as n; \
+		print('colab: transformers', t.__version__, '/ hub', h.__version__, '/ ipywidgets', w.__version__, \
+		      '/ notebook', n.__version__)"
+	$(VENV)-colab/bin/python -m pytest $(COLAB_NOTEBOOKS) $(NBVAL) $(PYTEST_ARGS)
+	GPTJ_TEACH_BROWSER=require $(VENV)-colab/bin/python -m pytest tests/browser/test_classic_notebook.py $(PYTEST_ARGS)
+
 wheel: $(VENV)/.ready
 	rm -rf dist
 	$(UV) build --quiet --out-dir dist
@@ -144,4 +165,4 @@ tiny: $(VENV)/.ready
 	$(PY) scripts/train_tiny.py --minutes 85
 
 clean:
-	rm -rf $(VENV) $(VENV)-lowest $(VENV)-newest $(VENV)-pinned build dist runs $(STUDENT)
+	rm -rf $(VENV) $(VENV)-lowest $(VENV)-newest $(VENV)-pinned $(VENV)-colab build dist runs $(STUDENT)

@@ -16,7 +16,7 @@ the next rewrite is met in this one file.
 * ``forward_with_cache(hf_model, ids, cache)``: one step of decoding with the reference's own KV cache, passed
   under the name the installed release expects;
 * ``rotate_every_two``, ``apply_rotary_pos_emb``, ``create_sinusoidal_positions``: the reference's rotary
-  functions (module-level functions, the same in every 5.x release so far).
+  functions (module-level functions, the same in 4.57 and every 5.x release so far).
 
 References: ``transformers.models.gptj.modeling_gptj``; PyTorch ``Module.register_forward_hook``.
 """
@@ -56,19 +56,24 @@ def from_pretrained(path, cls: str = "GPTJForCausalLM", dtype=torch.float32, att
 def sharing(model, cls: str = "GPTJForCausalLM", attn_implementation: str = ATTENTION):
     """A ``transformers`` GPT-J on *our* model's tensors: no second copy of the weights (6B on one GPU).
 
-    Built on the meta device, its parameters assigned ours, its sinusoid tables (non-persistent buffers: each
-    attention layer's up to 5.23, one ``rotary_emb`` from 5.24) computed for real on the weights' device.
+    Built on the meta device, its parameters assigned ours, its sinusoid tables (each attention layer's: a plain
+    tensor attribute in 4.x, a non-persistent buffer up to 5.23; one ``rotary_emb``'s from 5.24) computed for
+    real on the weights' device.
     """
     with torch.device("meta"):
         theirs = auto_class(cls).from_config(model.config, attn_implementation=attn_implementation)
     theirs.load_state_dict(model.state_dict(), assign=True, strict=False)  # legacy buffers are not ours to give
     device = next(model.parameters()).device
-    for name, buffer in list(theirs.named_buffers()):
-        if buffer.is_meta and name.endswith("embed_positions"):  # (n_positions, rotary_dim): the sinusoid table
-            owner = theirs.get_submodule(name.rpartition(".")[0])
-            owner.register_buffer("embed_positions", create_sinusoidal_positions(*buffer.shape).to(device),
-                                  persistent=False)
-    left = [name for name, t in [*theirs.named_parameters(), *theirs.named_buffers()] if t.is_meta]
+    for module in theirs.modules():  # setattr keeps a buffer a (non-persistent) buffer, a plain attribute plain
+        table = getattr(module, "embed_positions", None)  # (n_positions, rotary_dim): the sinusoid table
+        if isinstance(table, torch.Tensor) and table.is_meta:
+            module.embed_positions = create_sinusoidal_positions(*table.shape).to(device)
+        scale = getattr(module, "scale_attn", None)  # 4.x: sqrt(head_dim), a plain tensor attribute too
+        if isinstance(scale, torch.Tensor) and scale.is_meta:
+            module.scale_attn = torch.tensor(module.head_dim, dtype=torch.float32).sqrt().to(torch.get_default_dtype())
+    plain = [(f"{name}.{key}", t) for name, m in theirs.named_modules() for key, t in vars(m).items()
+             if isinstance(t, torch.Tensor)]  # tensors kept as plain attributes, not parameters or buffers
+    left = [name for name, t in [*theirs.named_parameters(), *theirs.named_buffers(), *plain] if t.is_meta]
     if left:
         raise RuntimeError(f"reference.sharing: this transformers release keeps {left[0]!r} where we do not: "
                            "update gptj_teach/reference.py")

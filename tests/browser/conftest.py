@@ -6,6 +6,7 @@ not (see `require_chromium`). With GPTJ_TEACH_BROWSER=require (set in CI) a miss
 instead. Playwright's own browser download (`playwright install`) is never used.
 """
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -90,12 +91,19 @@ def lab(chromium, tmp_path_factory):
                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # CI containers run as root
-    log = open(tmp / "lab.log", "w")
+    with serving(command, env, port, token, tmp / "lab.log") as url:
+        yield {"url": url, "token": token, "root": root}
+
+
+@contextlib.contextmanager
+def serving(command: list, env: dict, port: int, token: str, log_path: Path):
+    """Run a Jupyter server (`command`, on 127.0.0.1:`port`), yield its URL once it answers, stop it afterwards."""
+    log = open(log_path, "w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(server, f"{url}/api/status?token={token}", tmp / "lab.log")
-        yield {"url": url, "token": token, "root": root}
+        wait_until_up(server, f"{url}/api/status?token={token}", log_path)
+        yield url
     finally:
         server.terminate()  # the server shuts its kernels down on SIGTERM
         try:
@@ -111,13 +119,13 @@ def wait_until_up(server, status_url: str, log_path: Path, timeout: float = 90) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"JupyterLab exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+            pytest.fail(f"the Jupyter server exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(status_url, timeout=2):
                 return
         except OSError:
             time.sleep(0.5)
-    pytest.fail(f"JupyterLab did not answer within {timeout} s:\n{log_path.read_text()[-3000:]}")
+    pytest.fail(f"the Jupyter server did not answer within {timeout} s:\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,12 @@ def read(widget) -> dict:
             "temperature": slider(widget, "temperature").locator(".widget-readout").inner_text()}
 
 
+def check_controls(widget) -> None:
+    """Each control of the sampler is on the page once, under its label."""
+    for label in ("temperature", "top-p", "top-k", "new tokens", "seed"):
+        assert widget.get_by_text(label, exact=True).count() == 1, f"no control labelled {label!r}"
+
+
 def slider(widget, label: str):
     """The ipywidgets slider whose label reads `label`."""
     return widget.locator(".widget-slider").filter(has=widget.page.get_by_text(label, exact=True))
@@ -74,8 +80,7 @@ def test_sampler_follows_the_temperature_slider_and_generates(lab, new_page):
     widget = page.locator(".jp-OutputArea-output").filter(has=page.locator(".gptj-sampler-chart"))
     widget.wait_for(timeout=30_000)
     widget.scroll_into_view_if_needed()
-    for label in ("temperature", "top-p", "top-k", "new tokens", "seed"):
-        assert widget.get_by_text(label, exact=True).count() == 1, f"no control labelled {label!r}"
+    check_controls(widget)
     screenshot(page, "sampler_after_run_all", widget)
     # Start from known settings, with the keyboard: top-p 1 (End), top-k 0 = off (Home), temperature 1.00 (Home
     # goes to 0.05, then 19 steps of 0.05). The notebook sets the sliders from code while the widget is shown,
@@ -118,7 +123,7 @@ def test_a_notebook_opened_without_running_shows_a_sentence_not_the_widget_repr(
     page = new_page(Network())
     page.set_viewport_size({"width": 1280, "height": 900})
     open_notebook(page, lab, NOTEBOOK)
-    saved = page.locator(".jp-OutputArea-output").filter(has_text="the sampler widget: run this cell")
+    saved = page.locator(".jp-OutputArea-output").filter(has_text="the sampler: run this cell")
     saved.first.wait_for(timeout=30_000)
     saved.first.scroll_into_view_if_needed()
     try:  # in the DOM is not yet drawn: JupyterLab renders a cell's output when it scrolls into view
