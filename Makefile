@@ -1,5 +1,6 @@
 # make lab    set up .venv and open the notebooks in JupyterLab (offline, on the shipped tiny model)
-# make test   set up .venv and run every test: unit, parity, property, notebooks (nbval), browser
+# make test   set up .venv, lint (ruff), and run every test: unit, parity, property, notebooks (nbval), browser
+# make format apply ruff's fixes and formatting (make lint only checks)
 # make lock   re-resolve requirements.lock (exact versions of every package) from pyproject's ranges
 # make wheel  build the wheel and sdist into dist/; make smoke: install the wheel elsewhere and use it
 # make student  the student edition of the notebooks (solutions cleared, outputs cleared) into student/
@@ -60,9 +61,18 @@ student: $(VENV)/.ready
 WORKERS ?= 2
 export OMP_NUM_THREADS ?= 1
 XDIST = -n $(WORKERS) --dist loadfile
-test: $(VENV)/.ready
+test: $(VENV)/.ready lint
 	$(PY) -c "import torch, transformers as t; print('lock: torch', torch.__version__, '/ transformers', t.__version__)"
 	$(PY) -m pytest tests notebooks $(NBVAL) $(XDIST) --durations=15 $(PYTEST_ARGS)
+
+# Lint (pyflakes, pycodestyle, import order) and format, configured in pyproject.toml; `make format` applies both.
+.PHONY: lint format
+lint: $(VENV)/.ready
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+format: $(VENV)/.ready
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 # Another kernel path on the same machine: ATen's scalar kernels instead of AVX2/AVX512, MKL's compatible code path
 # (another blocking and summation order), one thread. A test or saved output that holds on one CPU's kernels only
