@@ -1,0 +1,101 @@
+"""Write (or refresh) nbgrader's hidden tests in every graded cell of a notebook: ``honest.verify`` on its answer.
+
+A notebook author writes a your-turn exercise as two cells, as before: the solution cell (nbgrader "solution",
+the answer between ``### BEGIN SOLUTION`` and ``### END SOLUTION``) that defines ``my_x``, and the locked graded
+cell (nbgrader "grade", 1 point) whose visible line is ``assert gt.classroom.exercises.check_x(my_x)``. Then:
+
+    python -m gptj_teach.classroom.hidden_tests notebooks/NN_name.ipynb [more.ipynb ...]      # or: make hidden-tests
+    python -m gptj_teach.classroom.hidden_tests --check notebooks/*.ipynb   # exit 1 when a notebook is out of date
+
+appends to each graded cell (replacing the block it wrote before, so it can run again after any edit)
+
+    ### BEGIN HIDDEN TESTS
+    assert gt.classroom.honest.verify("check_x", my_x)
+    ### END HIDDEN TESTS
+
+nbgrader removes the block from the student edition and puts it back when it grades (see ``honest`` for what it
+refuses). If the package's answer to the new exercise is a function, add it to ``honest.REFERENCES`` so that a
+function delegating to it is refused too. The answer's name comes from the graded cell's check call; it must be
+a name the solution cell just above defines (else the tool stops and says so). The cell's outputs are left alone
+(the block prints nothing when all is well): re-execute the notebook only if you want fresh execution counts.
+"""
+
+import argparse
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+
+BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+BLOCK = re.compile(rf"\n*{re.escape(BEGIN)}.*?{re.escape(END)}\n?", re.S)
+
+
+def _checked(source: str) -> tuple[str, str] | None:
+    """(check name, answer expression) of the graded cell's ``gt.classroom.exercises.check_x(answer)`` call."""
+    for node in ast.walk(ast.parse(BLOCK.sub("", source))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.startswith("check_")
+                and ast.unparse(node.func.value) == "gt.classroom.exercises" and len(node.args) == 1):
+            return node.func.attr, ast.unparse(node.args[0])
+    return None
+
+
+def _defined(source: str) -> set[str]:
+    """The names a solution cell binds at top level (functions, assignments); its magics are left out."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    names = set()
+    for node in ast.parse("\n".join(lines)).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        for target in getattr(node, "targets", [getattr(node, "target", None)]):
+            names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)} if target else set()
+    return names
+
+
+def hidden_block(check: str, answer: str) -> str:
+    """The hidden block of the graded cell of ``check`` (a name) grading ``answer`` (an expression)."""
+    return f'{BEGIN}\nassert gt.classroom.honest.verify("{check}", {answer})\n{END}'
+
+
+def refresh(nb: dict, path: str = "notebook") -> int:
+    """Write the hidden block into every graded cell of ``nb`` (a notebook's JSON); returns how many changed."""
+    changed, solution = 0, None
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        source = "".join(cell["source"])
+        if meta.get("solution") and cell["cell_type"] == "code":
+            solution = source
+        if not meta.get("grade") or cell["cell_type"] != "code" or (checked := _checked(source)) is None:
+            continue
+        check, answer = checked
+        root = answer.split(".")[0].split("(")[0]
+        if solution is None or root not in _defined(solution):
+            raise SystemExit(f"{path}: the graded cell of {check} grades {answer!r}, which the solution cell above "
+                             "does not define")
+        new = BLOCK.sub("", source).rstrip("\n") + "\n" + hidden_block(check, answer)
+        if new != source:
+            cell["source"] = new.splitlines(keepends=True)
+            changed += 1
+    return changed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gptj_teach.classroom.hidden_tests",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in args.notebooks:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        if refresh(nb, str(path)) and args.check:
+            stale.append(path)
+        elif not args.check:
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for path in stale:
+        print(f"{path}: hidden tests out of date: run python -m gptj_teach.classroom.hidden_tests {path}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
