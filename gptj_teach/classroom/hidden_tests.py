@@ -15,7 +15,17 @@ appends to each graded cell (replacing the block it wrote before, so it can run 
 
 nbgrader removes the block from the student edition and puts it back when it grades (see ``honest`` for what it
 refuses). If the package's answer to the new exercise is a function, add it to ``honest.REFERENCES`` so that a
-function delegating to it is refused too. The answer's name comes from the graded cell's check call; it must be
+function delegating to it is refused too.
+
+When the answer is a function (``def my_x``) and ``honest.FALLBACKS`` names the package's answer for its check,
+the tool also ends the solution cell (after ``### END SOLUTION``, so the student edition keeps it) with
+
+    # unfilled: later cells use the package's answer, with a note (the check grades yours)
+    my_x = gt.classroom.fallback(my_x, <the package's answer>)
+
+so that in an unfilled notebook the check says "not written yet" once and the later cells that call ``my_x`` still
+run (printing one note), instead of a cascade of errors.
+The checks and the hidden tests grade ``my_x.yours``. The answer's name comes from the graded cell's check call; it must be
 a name the solution cell just above defines (else the tool stops and says so). The cell's outputs are left alone
 (the block prints nothing when all is well): re-execute the notebook only if you want fresh execution counts.
 """
@@ -29,6 +39,8 @@ from pathlib import Path
 
 BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 BLOCK = re.compile(rf"\n*{re.escape(BEGIN)}.*?{re.escape(END)}\n?", re.S)
+FALLBACK_NOTE = "# unfilled: later cells use the package's answer, with a note (the check grades yours)"
+FALLBACK_LINE = re.compile(rf"\n*(^{re.escape(FALLBACK_NOTE)}\n)?^\w+ = gt\.classroom\.fallback\(.*$", re.M)
 
 
 def _checked(source: str) -> tuple[str, str] | None:
@@ -38,6 +50,12 @@ def _checked(source: str) -> tuple[str, str] | None:
                 and ast.unparse(node.func.value) == "gt.classroom.exercises" and len(node.args) == 1):
             return node.func.attr, ast.unparse(node.args[0])
     return None
+
+
+def _functions(source: str) -> set[str]:
+    """The functions a solution cell defines at top level."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    return {node.name for node in ast.parse("\n".join(lines)).body if isinstance(node, ast.FunctionDef)}
 
 
 def _defined(source: str) -> set[str]:
@@ -57,14 +75,24 @@ def hidden_block(check: str, answer: str) -> str:
     return f'{BEGIN}\nassert gt.classroom.honest.verify("{check}", {answer})\n{END}'
 
 
+def fallback_line(answer: str, check: str) -> str:
+    """The two lines that end the solution cell of ``answer``, a function graded by ``check``."""
+    from .honest import FALLBACKS
+
+    return f"{FALLBACK_NOTE}\n{answer} = gt.classroom.fallback({answer}, {FALLBACKS[check]})"
+
+
 def refresh(nb: dict, path: str = "notebook") -> int:
-    """Write the hidden block into every graded cell of ``nb`` (a notebook's JSON); returns how many changed."""
-    changed, solution = 0, None
+    """Write the hidden block into every graded cell of ``nb`` (a notebook's JSON), and the fallback line into the
+    solution cell above it where there is one to write; returns how many cells changed."""
+    from .honest import FALLBACKS
+
+    changed, solution, solution_cell = 0, None, None
     for cell in nb["cells"]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         source = "".join(cell["source"])
         if meta.get("solution") and cell["cell_type"] == "code":
-            solution = source
+            solution, solution_cell = FALLBACK_LINE.sub("", source), cell
         if not meta.get("grade") or cell["cell_type"] != "code" or (checked := _checked(source)) is None:
             continue
         check, answer = checked
@@ -73,10 +101,18 @@ def refresh(nb: dict, path: str = "notebook") -> int:
             raise SystemExit(f"{path}: the graded cell of {check} grades {answer!r}, which the solution cell above "
                              "does not define")
         new = BLOCK.sub("", source).rstrip("\n") + "\n" + hidden_block(check, answer)
-        if new != source:
-            cell["source"] = new.splitlines(keepends=True)
-            changed += 1
+        if answer in _functions(solution) and check in FALLBACKS:
+            changed += _set_source(solution_cell, solution.rstrip("\n") + "\n\n" + fallback_line(answer, check))
+        changed += _set_source(cell, new)
     return changed
+
+
+def _set_source(cell: dict, source: str) -> int:
+    """1 if the cell's source changed to ``source``, else 0."""
+    if source == "".join(cell["source"]):
+        return 0
+    cell["source"] = source.splitlines(keepends=True)
+    return 1
 
 
 def main(argv=None) -> int:
