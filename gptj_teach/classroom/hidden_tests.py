@@ -7,7 +7,8 @@ cell (nbgrader "grade", 1 point) whose visible line is ``assert gt.classroom.exe
     python -m gptj_teach.classroom.hidden_tests notebooks/NN_name.ipynb [more.ipynb ...]      # or: make hidden-tests
     python -m gptj_teach.classroom.hidden_tests --check notebooks/*.ipynb   # exit 1 when a notebook is out of date
 
-appends to each graded cell (replacing the block it wrote before, so it can run again after any edit)
+gives the visible assert a message (not an empty AssertionError under the check's verdict) and appends to each
+graded cell (replacing the block it wrote before, so it can run again after any edit)
 
     ### BEGIN HIDDEN TESTS
     assert gt.classroom.honest.verify("check_x", my_x)
@@ -24,10 +25,11 @@ the tool also ends the solution cell (after ``### END SOLUTION``, so the student
     my_x = gt.classroom.fallback(my_x, <the package's answer>)
 
 so that in an unfilled notebook the check says "not written yet" once and the later cells that call ``my_x`` still
-run (printing one note), instead of a cascade of errors.
-The checks and the hidden tests grade ``my_x.yours``. The answer's name comes from the graded cell's check call; it must be
-a name the solution cell just above defines (else the tool stops and says so). The cell's outputs are left alone
-(the block prints nothing when all is well): re-execute the notebook only if you want fresh execution counts.
+run (printing one note), instead of a cascade of errors. The checks and the hidden tests grade ``my_x.yours``.
+
+The answer's name comes from the graded cell's check call; it must be a name the solution cell just above defines
+(else the tool stops and says so). The cell's outputs are left alone (the block prints nothing when all is well):
+re-execute the notebook only if you want fresh execution counts.
 """
 
 import argparse
@@ -50,6 +52,20 @@ def _checked(source: str) -> tuple[str, str] | None:
                 and ast.unparse(node.func.value) == "gt.classroom.exercises" and len(node.args) == 1):
             return node.func.attr, ast.unparse(node.args[0])
     return None
+
+
+ASSERT_MESSAGE = '"not yet: see the line above"'  # instead of an empty AssertionError under the check's ❌ line
+
+
+def _with_message(source: str) -> str:
+    """The graded cell with a message on its check's bare ``assert`` (one line long: the check says why)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assert) and node.msg is None and _checked(ast.unparse(node.test)):
+            lines = source.splitlines(keepends=True)
+            line = lines[node.end_lineno - 1]
+            lines[node.end_lineno - 1] = line[:node.end_col_offset] + ", " + ASSERT_MESSAGE + line[node.end_col_offset:]
+            return "".join(lines)
+    return source
 
 
 def _functions(source: str) -> set[str]:
@@ -100,7 +116,7 @@ def refresh(nb: dict, path: str = "notebook") -> int:
         if solution is None or root not in _defined(solution):
             raise SystemExit(f"{path}: the graded cell of {check} grades {answer!r}, which the solution cell above "
                              "does not define")
-        new = BLOCK.sub("", source).rstrip("\n") + "\n" + hidden_block(check, answer)
+        new = _with_message(BLOCK.sub("", source)).rstrip("\n") + "\n" + hidden_block(check, answer)
         if answer in _functions(solution) and check in FALLBACKS:
             changed += _set_source(solution_cell, solution.rstrip("\n") + "\n\n" + fallback_line(answer, check))
         changed += _set_source(cell, new)
