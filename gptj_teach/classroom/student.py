@@ -41,7 +41,8 @@ CODE_STUB = ('# YOUR CODE HERE\nraise NotImplementedError("Your turn: replace th
 TEXT_STUB = "YOUR ANSWER HERE"
 YOUR_TURN = "Your turn:"  # the start of the message a cleared solution raises
 SKIP_TAG = "skip-when-grading"  # a cell tag: nbgrader's autograde does not run the cell (never a graded cell)
-CELL_TIMEOUT = 180  # s: the slowest cell of 00-12 takes ~30 s on 2 busy cores; a timeout would zero a submission
+CELL_TIMEOUT = 300  # s: 00-09's slowest cells take ~30 s on 2 busy cores, 12's training ~150 s; a timeout zeroes a
+# whole submission (nbgrader's default is 30 s)
 
 
 class StripWidgetState(NbGraderPreprocessor):
