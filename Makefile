@@ -29,7 +29,7 @@ TORCH_SOURCES = $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) \
 	$$($(PY) -c "$$REACHABLE_INDEX" "$(TORCH_INDEX)" 2>/dev/null)
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env
 
-.PHONY: lab test lock smoke wheel tiny clean student
+.PHONY: lab test lock smoke wheel tiny clean student hidden-tests
 
 $(VENV)/.ready: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ lab: $(VENV)/.ready
 STUDENT ?= student
 student: $(VENV)/.ready
 	$(PY) -m gptj_teach student --source notebooks --out $(STUDENT)
+
+# nbgrader's hidden tests (the answer is the student's own, graded by the package's check) and the fallback lines of
+# an unfilled notebook, written into every graded notebook; run after adding or changing a your-turn exercise.
+hidden-tests: $(VENV)/.ready
+	$(PY) -m gptj_teach.classroom.hidden_tests notebooks/*.ipynb
 
 # Two pytest workers (pytest-xdist), one thread each: two cores busy without either waiting on the other's threads.
 # --dist loadfile keeps each file on one worker, so a notebook's cells run in order in one kernel. A thread count

@@ -66,10 +66,11 @@ def generate(gt, args) -> None:
 def student(args) -> int:
     """Write the student edition; one line per notebook."""
     from .classroom import student as edition  # nbgrader: a test and notebook dependency, imported only here
+    from .errors import GPTJTeachError
 
     try:
         written = edition.build(args.source, args.out)
-    except (FileNotFoundError, ValueError) as error:  # no notebooks there; a solution marker outside a solution cell
+    except GPTJTeachError as error:  # a bad --source or --out, a notebook nbgrader refuses: one line, no traceback
         print(f"gptj-teach: error: {error}", file=sys.stderr)
         return 2
     for path in written:

@@ -52,7 +52,8 @@ REFERENCE = {
 # The files that take longest, longest first: they start first, so that two workers (make test's -n 2 --dist
 # loadfile) finish together instead of one running a long notebook alone at the end. Order only: every file runs.
 LONGEST_FIRST = [
-    "09_speed_and_precision.ipynb", "11b_induction_head_forms.ipynb", "12_fine_tune.ipynb", "test_student_edition.py",
+    "09_speed_and_precision.ipynb", "11b_induction_head_forms.ipynb", "12_fine_tune.ipynb", "test_grading.py",
+    "test_student_edition.py",
     "test_fast.py", "10_train_your_own.ipynb", "test_hostile_files.py", "test_load_memory.py", "test_sampler.py",
     "test_bertviz.py",
 ]

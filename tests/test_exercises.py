@@ -714,3 +714,69 @@ def test_add_lora_wrong_answers(capsys):
     rejected(check, lambda m, r, a: wrap(m.requires_grad_(False), r, a, first_block).score.requires_grad_() and m,
              capsys, "h.1.attn.q_proj")
     rejected(check, lambda m, r, a: wrap(m, r, a, every).requires_grad_(False), capsys, "no adapter trains")
+
+
+def notebook_function(source: str, name: str):
+    """A function defined as a notebook cell defines it (its __module__ is __main__)."""
+    namespace = {"__name__": "__main__", "torch": torch, "gt": gt}
+    exec(source, namespace)  # noqa: S102 (our own test source)
+    return namespace[name]
+
+
+OWN_ROTATE = "def f(x):\n    even, odd = x[..., 0::2], x[..., 1::2]\n    return torch.stack((-odd, even), -1).flatten(-2)"
+
+
+@pytest.mark.parametrize("answer, refused", [
+    (OWN_ROTATE, None),
+    ("f = gt.gptj.rotary.rotate_every_two", "not a function of this notebook"),
+    ("from gptj_teach.gptj.rotary import rotate_every_two as r\nf = lambda x: r(x)", "runs the package's own answer"),
+    ("def f(x):\n    return gt.gptj.rotary.rotate_every_two(x)", "runs the package's own answer"),
+    ("def f(x):\n    return x", "Not yet"),
+])
+def test_the_hidden_test_refuses_the_package_answer_and_passes_an_own_one(answer, refused, capsys):
+    ok = gt.classroom.honest.verify("check_rotate_every_two", notebook_function(answer, "f"))
+    said = capsys.readouterr().out
+    assert ok is (refused is None) and (refused is None and said == "" or refused in said), said
+
+
+def test_the_hidden_test_refuses_a_replaced_check(monkeypatch, capsys):
+    monkeypatch.setattr(gt.classroom.exercises, "check_rotate_every_two", lambda f: True)
+    assert not gt.classroom.honest.verify("check_rotate_every_two", notebook_function(OWN_ROTATE, "f"))
+    assert "not the package's check" in capsys.readouterr().out
+
+
+def test_fallback_uses_the_package_until_the_learner_writes_theirs(capsys):
+    stub = notebook_function('def f(x):\n    raise NotImplementedError("Your turn: write it")', "f")
+    wrapped = gt.classroom.fallback(stub, gt.gptj.rotary.rotate_every_two)
+    x = torch.randn(2, 4)
+    assert torch.equal(wrapped(x), gt.gptj.rotary.rotate_every_two(x)) and torch.equal(wrapped(x), wrapped(x))
+    assert capsys.readouterr().out.count("not written yet") == 1  # one note, however many calls
+    assert not gt.classroom.exercises.check_rotate_every_two(wrapped)  # the learner's stub is what is graded
+    assert "not written yet" in capsys.readouterr().out
+    mine = gt.classroom.fallback(notebook_function(OWN_ROTATE, "f"), gt.gptj.rotary.rotate_every_two)
+    assert gt.classroom.exercises.check_rotate_every_two(mine)
+    assert gt.classroom.honest.verify("check_rotate_every_two", mine)
+
+
+def test_the_hints_named_in_issue_28(capsys):
+    """A LayerNorm that calls the module is refused; NaN probabilities are called NaN; an fp16 softmax that the grade
+    refuses does not hear that its weights are right (one bound for both)."""
+    assert not gt.classroom.exercises.check_layer_norm(lambda x, ln: ln(x))
+    assert "calls the LayerNorm" in capsys.readouterr().out
+    assert not gt.classroom.exercises.check_logits_to_probs(lambda logits, t, k, p: torch.full_like(logits, math.nan))
+    assert "NaN" in capsys.readouterr().out
+
+    def half_softmax(q, k, v, mask):  # the softmax in fp16: about 1e-3 off
+        scores = q.float() @ k.float().transpose(-1, -2) / math.sqrt(q.shape[-1]) + mask
+        weights = torch.softmax(scores.half(), -1).to(q.dtype)
+        return weights.to(v.dtype) @ v, weights
+
+    graded = gt.classroom.exercises.check_softmax_attention(half_softmax)
+    assert graded or "the weights are right" not in capsys.readouterr().out
+
+
+def test_grading_mode_reads_the_environment(monkeypatch):
+    monkeypatch.setenv(gt.classroom.GRADING_ENV, "1")
+    assert gt.classroom.grading_mode()
+    monkeypatch.setenv(gt.classroom.GRADING_ENV, "0")
+    assert not gt.classroom.grading_mode()

@@ -2,11 +2,11 @@
 
 Static checks on every notebook (fast): no solution text remains, every "your turn" cell raises the friendly
 NotImplementedError, outputs are cleared, and `gptj-teach student` (no course directory) writes the same cells.
-Autograding (slow: nbgrader executes the notebooks) on a subset: the teacher edition as a submission scores full
-marks, the untouched student edition scores zero on every graded cell.
+Autograding (nbgrader executes the notebooks) is tests/test_grading.py: four submissions of two notebooks.
 """
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -16,19 +16,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gptj_teach.classroom import student
+from gptj_teach.classroom import hidden_tests, student
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ASSIGNMENT = "gptj"
-AUTOGRADED = ["01_tokenizer.ipynb"]  # the quickest to execute (3 graded cells); the static tests cover all
 
 
-def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+def nbgrader(course: Path, *args: str, force: bool = True) -> subprocess.CompletedProcess:
     """Run nbgrader in the course directory (its nbgrader_config.py applies); fail with its output."""
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--force"], cwd=course, capture_output=True,
-                          text=True, timeout=900, env=env)  # nbgrader runs `alembic` from the venv's bin/
+    command = [sys.executable, "-m", "nbgrader", *args, *["--force"] * force]  # export has no --force
+    done = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=900,
+                          env=env)  # nbgrader runs `alembic` from the venv's bin/
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -119,27 +119,49 @@ def test_make_student_writes_what_nbgrader_releases(released, tmp_path):
         assert all(c.get("outputs", []) == [] for c in ours.cells), name
 
 
-def scores(course: Path, student_id: str) -> dict:
-    """{grade_id: (score, max_score)} of the graded cells of one student's autograded submission."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        submission = gradebook.find_submission(ASSIGNMENT, student_id)
-        return {grade.name: (grade.score, grade.max_score) for notebook in submission.notebooks
-                for grade in notebook.grades}
+HIDDEN_TESTS_PENDING = {"10", "11", "11b", "12"}
 
 
-def test_autograde_gives_the_teacher_full_marks_and_the_blank_student_edition_zero(tmp_path):
-    course = make_course(tmp_path, [ROOT / "notebooks" / name for name in AUTOGRADED])
-    nbgrader(course, "generate_assignment", ASSIGNMENT)
-    for student_id, folder in [("teacher", course / "source" / ASSIGNMENT), ("blank", course / "release" / ASSIGNMENT)]:
-        submitted = course / "submitted" / student_id / ASSIGNMENT
-        shutil.copytree(folder, submitted)
-        nbgrader(course, "autograde", ASSIGNMENT, "--student", student_id)
-    teacher, blank = scores(course, "teacher"), scores(course, "blank")
-    assert teacher and set(teacher) == set(blank)
-    assert all(score == maximum == 1 for score, maximum in teacher.values()), teacher
-    assert all(score == 0 for score, _ in blank.values()), blank
-    graded = nbformat.read(course / "autograded" / "blank" / ASSIGNMENT / AUTOGRADED[0], as_version=4)
-    shown = "".join(o.get("text", "") for c in cells(graded, "grade") for o in c.outputs)
-    assert "not written yet (Your turn:" in shown, shown  # what the check prints to a student who has not started
+def test_every_graded_cell_has_its_hidden_test():
+    """`python -m gptj_teach.classroom.hidden_tests` has run on every notebook since its graded cells last changed.
+    (10-12: being rewritten as this lands; run the tool on them, then empty HIDDEN_TESTS_PENDING.)"""
+    for path in [p for p in NOTEBOOKS if p.name.split("_")[0] not in HIDDEN_TESTS_PENDING]:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        assert hidden_tests.refresh(nb, path.name) == 0, f"run: python -m gptj_teach.classroom.hidden_tests {path}"
+
+
+def test_hidden_tests_are_written_once_and_cleared_from_the_student_edition():
+    nb = json.loads((ROOT / "notebooks" / "02_rotary.ipynb").read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        cell["source"] = hidden_tests.BLOCK.sub("", "".join(cell["source"]))  # as an author leaves it
+    assert hidden_tests.refresh(nb) == 3 and hidden_tests.refresh(nb) == 0  # idempotent
+    graded = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")]
+    assert all("".join(c["source"]).count("honest.verify(") == 1 for c in graded)
+    pupil = student.student_notebook(nbformat.reads(json.dumps(nb), as_version=4))
+    assert all("verify" not in c.source for c in cells(pupil, "grade"))
+
+
+@pytest.mark.parametrize("case", ["same", "link", "inside", "file", "no-source", "marker"])
+def test_the_student_command_refuses_bad_paths_in_one_line(tmp_path, case, capsys):
+    """--out equal to, a link to, or inside --source; an existing file; a missing source; a solution marker outside a
+    solution cell: exit 2, one line, no traceback, and the teacher's notebook untouched."""
+    from gptj_teach import cli
+
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(ROOT / "notebooks" / "02_rotary.ipynb", source)
+    (tmp_path / "link").symlink_to(source)
+    (tmp_path / "file").write_text("")
+    out = {"same": source, "link": tmp_path / "link", "inside": source / "student", "file": tmp_path / "file",
+           "no-source": tmp_path / "out", "marker": tmp_path / "out"}[case]
+    if case == "no-source":
+        source = tmp_path / "missing"
+    if case == "marker":
+        nb = json.loads((source / "02_rotary.ipynb").read_text())
+        next(c for c in nb["cells"] if "BEGIN SOLUTION" in "".join(c["source"]))["metadata"].pop("nbgrader")
+        (source / "02_rotary.ipynb").write_text(json.dumps(nb))
+    before = {p: p.read_bytes() for p in source.glob("*")}
+    assert cli.main(["student", "--source", str(source), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gptj-teach: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in source.glob("*")} == before

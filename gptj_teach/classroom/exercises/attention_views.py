@@ -55,6 +55,10 @@ def check_head_scores(fn) -> bool:
     return _verdict(hint is None, "Two numbers per head that summarise a T x T map: how interpretability starts.", hint)
 
 
+def _reference_best_head(scores):
+    return divmod(scores.argmax().item(), scores.shape[1])  # flat index -> (layer, head)
+
+
 def check_best_head(fn) -> bool:
     """Notebook 07: fn(scores (layers, heads)) -> (layer, head) of the highest score, as two ints."""
     g = torch.Generator().manual_seed(0)
@@ -84,7 +88,7 @@ def check_best_head(fn) -> bool:
             return "divide the flat index by the number of HEADS (scores.shape[1], the length of a row)"
         return f"for scores of shape {tuple(scores.shape)} the highest is at {expected}, you gave {pair}"
 
-    hint = _first_failure(fn, cases, lambda s: divmod(s.argmax().item(), s.shape[1]), same, diagnose)
+    hint = _first_failure(fn, cases, _reference_best_head, same, diagnose)
     return _verdict(hint is None, "argmax over a flattened grid, then back to its row and column.", hint)
 
 

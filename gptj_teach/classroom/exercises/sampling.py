@@ -78,8 +78,10 @@ def check_logits_to_probs(fn) -> bool:
         logits, t, k, p = args
         if hint := _shape_hint(got, expected):
             return hint
-        if torch.isnan(got).any() and k == 0:
-            return "top_k = 0 means no top-k cut at all (keep every token)"
+        if torch.isnan(got).any():  # softmax of a row of -inf only, or 0 * inf: a step removed every token
+            return ("your probabilities contain NaN: a step removed every token of a row (all -inf)"
+                    + (", and top_k = 0 means no top-k cut at all (keep every token)" if k == 0 else
+                       ": top-p must always keep at least the most likely token"))
         if not torch.allclose(got.sum(-1), torch.ones(())) or (got < 0).any():
             return "return probabilities: end with a softmax over the vocabulary"
         if k == 0 and ((got > 0).sum(-1) <= 1).all() and ((expected > 0).sum(-1) > 1).any():
