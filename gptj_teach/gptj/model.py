@@ -148,10 +148,22 @@ class GPTJForCausalLM(GPTJPreTrained):
                                       hidden_states=out.hidden_states, attentions=out.attentions)
 
 
-def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting token t+1 from position t: the logits at t are scored against labels[t+1]."""
-    shifted = logits[:, :-1].float()  # (batch, seq - 1, vocab): the last position has nothing to predict
-    return F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of predicting token t+1 from position t: the logits at t are scored against labels[t+1].
+
+    logits (batch, seq, vocab), labels (batch, seq), usually the input ids themselves; -100 marks a label to skip.
+    reduction: "mean" (one number, what training minimises) or "none" (batch, seq - 1), one loss per prediction.
+    References: ``transformers``' ``ForCausalLMLoss`` (it shifts the same way).
+    """
+    return cross_entropy(logits[:, :-1], labels[:, 1:], reduction)  # the last position has nothing to predict
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """-log softmax(logits)[target] at each position, in fp32: logits (batch, seq, vocab) against the targets
+    (batch, seq) *at the same positions* (already shifted); -100 marks a target to skip."""
+    losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                             reduction=reduction)  # (batch * seq, vocab) against (batch * seq,)
+    return losses.view(targets.shape) if reduction == "none" else losses
 
 
 class GPTJForSequenceClassification(GPTJPreTrained):

@@ -154,6 +154,20 @@ def plot_distribution(probs, tok, k=20, ax=None, highlight=None):
     return ax
 
 
+def html_bars(labels, widths, colours, texts) -> str:
+    """Horizontal bars in HTML, one row per label: the label, a bar ``width`` pixels long in its colour, a text.
+
+    Plain divs, so a redraw is one string and fast enough to follow a slider: the sampler's chart
+    (``widgets.bar_chart``) and the cache explorer's rows (``explorer.bars``) are both drawn with it.
+    """
+    rows = [f'<div style="display:flex;align-items:center;height:18px">'
+            f'<span style="width:9em;text-align:right;white-space:pre;overflow:hidden;padding-right:6px">'
+            f'{html.escape(label)}</span><span class="gptj-bar" style="display:inline-block;height:14px;'
+            f'width:{width:.1f}px;background:{colour}"></span><span style="padding-left:6px">{text}</span></div>'
+            for label, width, colour, text in zip(labels, widths, colours, texts)]
+    return '<div style="font-family:monospace;font-size:12px;line-height:18px">' + "".join(rows) + "</div>"
+
+
 def plot_sinusoids(n_positions: int, rotary_dim: int, ax=None):
     """The rotary table ``fixed_pos_embedding``: sin then cos of ``position * frequency`` for each pair.
 
