@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import make_config
+from helpers import make_config
 
 import gptj_teach as gt
 
@@ -47,11 +47,6 @@ def rejected(check, answer, capsys, *hint_words):
     for word in hint_words:
         assert word in out, f"{word!r} missing from hint: {out}"
     return out
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return gt.load("tiny")
 
 
 @pytest.mark.parametrize("check", list(FUNCTION_CHECKS), ids=lambda c: c.__name__)
