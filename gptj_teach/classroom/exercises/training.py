@@ -7,7 +7,7 @@ import numbers
 import torch
 
 from ...gptj import tokenizer
-from ...gptj.model import next_token_loss
+from ...gptj.model import cross_entropy, next_token_loss
 from .grading import _call, _check_number, _first_failure, _verdict
 
 
@@ -135,8 +135,7 @@ def _train_step_reference(model, optimizer, x, lr, clip, zero=True, clipped=True
     if zero:
         optimizer.zero_grad(set_to_none=True)
     logits = model(x).logits  # (batch, seq, vocab)
-    loss = _reference_next_token_loss(logits, x) if shifted else torch.nn.functional.cross_entropy(
-        logits.flatten(0, 1), x.flatten())
+    loss = next_token_loss(logits, x) if shifted else cross_entropy(logits, x)  # unshifted: position t scores token t
     loss.backward()
     if clipped:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
