@@ -186,7 +186,7 @@ def test_zero_heads_and_patch_head_change_only_what_they_name():
 def test_ov_logits_is_the_heads_own_output_read_through_ln_f_and_copying_score_counts_the_diagonal(tiny):
     """Row i of ov_logits, up to ln_f's positive scale, is the logits the head alone adds when it attends only to
     token i: check against a real forward of layer 0 with all attention forced onto one position."""
-    model, tok, _, _, _ = tiny
+    model, tok = tiny
     tokens = torch.tensor([tok.encode(" " + w)[0] for w in ("line", "path", "name", "key")])
     ov = circuits.ov_logits(model, 0, 0, tokens)
     assert ov.shape == (4, 4)
