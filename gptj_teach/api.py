@@ -30,6 +30,13 @@ from .checks import (
 )
 from .errors import InputError, InputTypeError
 from .gptj import model
+from .gptj.cache import KVCache
+from .gptj.outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutputWithPast,
+)
 from .saving import write_checkpoint
 
 
@@ -101,8 +108,9 @@ class Public:
 class GPTJModel(Public, model.GPTJModel):
     __doc__ = model.GPTJModel.__doc__
 
-    def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, use_cache=False,
-                output_attentions=False, output_hidden_states=False, past_key_values=None):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                position_ids: torch.Tensor | None = None, use_cache: bool = False, output_attentions: bool = False,
+                output_hidden_states: bool = False, past_key_values: KVCache | None = None) -> BaseModelOutputWithPast:
         """``gptj/model.py``'s forward, inputs checked first; ``past_key_values`` is the cache's older name."""
         return super().forward(**check_body_inputs(self, input_ids, attention_mask,
                                                    cache_argument(cache, past_key_values), position_ids, use_cache,
@@ -112,8 +120,10 @@ class GPTJModel(Public, model.GPTJModel):
 class GPTJForCausalLM(Public, model.GPTJForCausalLM):
     __doc__ = model.GPTJForCausalLM.__doc__
 
-    def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, labels=None, use_cache=False,
-                output_attentions=False, output_hidden_states=False, past_key_values=None, logits_to_keep=0):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                position_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None, use_cache: bool = False,
+                output_attentions: bool = False, output_hidden_states: bool = False,
+                past_key_values: KVCache | None = None, logits_to_keep: int = 0) -> CausalLMOutputWithPast:
         """``gptj/model.py``'s forward, inputs checked first; ``past_key_values`` is the cache's older name."""
         inputs = check_body_inputs(self.transformer, input_ids, attention_mask, cache_argument(cache, past_key_values),
                                    position_ids, use_cache, output_attentions, output_hidden_states)
@@ -128,8 +138,10 @@ class GPTJForCausalLM(Public, model.GPTJForCausalLM):
 class GPTJForSequenceClassification(Public, model.GPTJForSequenceClassification):
     __doc__ = model.GPTJForSequenceClassification.__doc__
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, labels=None, output_attentions=False,
-                output_hidden_states=False):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                output_attentions: bool = False,
+                output_hidden_states: bool = False) -> SequenceClassifierOutputWithPast:
         """``gptj/model.py``'s forward, inputs checked first (labels of the three kinds: ``classification_loss``)."""
         pad = getattr(self.config, "pad_token_id", None)  # unset, it is no attribute at all in some 5.x releases
         if pad is not None:
@@ -163,8 +175,10 @@ def check_class_labels(labels, shape) -> torch.Tensor:
 class GPTJForQuestionAnswering(Public, model.GPTJForQuestionAnswering):
     __doc__ = model.GPTJForQuestionAnswering.__doc__
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, start_positions=None, end_positions=None,
-                output_attentions=False, output_hidden_states=False):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, start_positions: torch.Tensor | None = None,
+                end_positions: torch.Tensor | None = None, output_attentions: bool = False,
+                output_hidden_states: bool = False) -> QuestionAnsweringModelOutput:
         """``gptj/model.py``'s forward, inputs checked first."""
         inputs = check_body_inputs(self.transformer, input_ids, attention_mask, None, position_ids,
                                    output_attentions=output_attentions, output_hidden_states=output_hidden_states)

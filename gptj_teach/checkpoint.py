@@ -37,7 +37,7 @@ import huggingface_hub as hub
 import torch
 from huggingface_hub.errors import StrictDataclassError  # what transformers' configs raise for a mistyped field
 from tqdm.auto import tqdm
-from transformers import GPTJConfig
+from transformers import GPT2Tokenizer, GPTJConfig
 
 from .api import GPTJForCausalLM, GPTJForQuestionAnswering, GPTJForSequenceClassification, GPTJModel
 from .checks import check_config, check_device, check_dtype, check_flag
@@ -57,11 +57,14 @@ SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.f
                       "BOOL": torch.bool}  # the format also names C64, F8_E8M0, F6_*, F4: refused by name below
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
 LEGACY_BUFFERS = (".attn.bias", ".attn.masked_bias")  # old checkpoints stored the causal mask; we build it
+Model = GPTJForCausalLM | GPTJForSequenceClassification | GPTJForQuestionAnswering | GPTJModel  # what load builds
 CLASSES = {cls.__name__: cls for cls in (GPTJForCausalLM, GPTJForSequenceClassification, GPTJForQuestionAnswering,
                                          GPTJModel)}
 
 
-def load(name_or_path="tiny", revision=None, dtype=None, device=None, progress=None, cls=GPTJForCausalLM):
+def load(name_or_path: str | os.PathLike = "tiny", revision: str | None = None, dtype: torch.dtype | str | None = None,
+         device: torch.device | str | None = None, progress: bool | None = None,
+         cls: type[Model] | str = GPTJForCausalLM) -> tuple[Model, GPT2Tokenizer]:
     """Load a GPT-J causal LM and its tokenizer: ``model, tok = load("tiny")``.
 
     name_or_path: ``"tiny"`` (the checkpoint shipped in the package), a local directory in the Hugging Face
@@ -88,7 +91,7 @@ def load(name_or_path="tiny", revision=None, dtype=None, device=None, progress=N
     return model.eval(), load_tokenizer()
 
 
-def resolve(name_or_path, revision=None) -> Path:
+def resolve(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
     """The local directory for "tiny", a path, or a hub id (downloading it)."""
     if str(name_or_path) == "tiny":
         if not (TINY / "config.json").exists():
@@ -105,7 +108,7 @@ def resolve(name_or_path, revision=None) -> Path:
                           "'EleutherAI/gpt-j-6B'")
 
 
-def download(repo_id: str, revision=None) -> Path:
+def download(repo_id: str, revision: str | None = None) -> Path:
     """Fetch config and weights (one format only) from the Hugging Face Hub into its local cache."""
 
     try:
@@ -197,7 +200,8 @@ def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
         yield name, tensor_from(mapped.untyped_storage(), 8 + header_length + start, end - start, dtype, shape)
 
 
-def tensor_from(storage: torch.UntypedStorage, offset: int, nbytes: int, dtype, shape) -> torch.Tensor:
+def tensor_from(storage: torch.UntypedStorage, offset: int, nbytes: int, dtype: torch.dtype,
+                shape: list[int]) -> torch.Tensor:
     """A tensor of ``nbytes`` bytes of ``storage`` from ``offset``, in its own storage that shares those bytes
     (so ``torch.save`` or ``copy.deepcopy`` of one weight copies that weight, not the whole file)."""
     piece = storage[offset:offset + nbytes]  # shares the bytes, and keeps the map open while it lives
@@ -206,7 +210,7 @@ def tensor_from(storage: torch.UntypedStorage, offset: int, nbytes: int, dtype, 
     return torch.empty(0, dtype=dtype).set_(piece).view(shape)
 
 
-def check_safetensors_header(path: Path, header, data_bytes: int) -> list:
+def check_safetensors_header(path: Path, header: object, data_bytes: int) -> list:
     """(name, (dtype, shape, start, end)) for each tensor, once every entry is known to fit the file."""
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: the safetensors header must be a JSON object, got {type(header).__name__}")
@@ -262,7 +266,8 @@ def release_pages(tensor: torch.Tensor) -> None:
         ctypes.CDLL(None).madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), 4)  # 4: MADV_DONTNEED
 
 
-def load_weights(cls, config, directory, dtype, device, progress=None):
+def load_weights(cls: type[Model], config: GPTJConfig, directory: Path, dtype: torch.dtype, device: torch.device,
+                 progress: bool | None = None) -> Model:
     """Build ``cls(config)`` on the meta device, then fill it tensor by tensor from ``directory``."""
     with torch.device("meta"):
         model = cls(config)
@@ -285,7 +290,8 @@ def load_weights(cls, config, directory, dtype, device, progress=None):
     return model
 
 
-def put_tensor(model, expected, name, tensor, dtype, device) -> bool:
+def put_tensor(model: torch.nn.Module, expected: dict, name: str, tensor: torch.Tensor, dtype: torch.dtype,
+               device: torch.device) -> bool:
     """Check one tensor's name and shape against the model, convert it, and put it in place. A tensor that
     already has the wanted dtype and device is put in as it is. Returns whether it was (False: converted)."""
     if name.endswith(LEGACY_BUFFERS):

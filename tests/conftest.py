@@ -1,15 +1,15 @@
-"""Shared fixtures: small random GPT-J configs, each as a transformers model and ours sharing its weights."""
+"""Shared fixtures (the tiny checkpoint, random small models) and the run's guards; plain helpers: helpers.py."""
 
 import logging
 import os
 from pathlib import Path
 
 import pytest
-import torch
 import transformers
 from hypothesis import settings
 
 import gptj_teach as gt
+from helpers import CONFIGS, make_config, make_pair  # noqa: F401  (CONFIGS: the configs the fixtures draw)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,49 +80,30 @@ def no_transformers_deprecation_logged():
     logger.removeHandler(handler)
     assert not handler.messages, f"transformers logged a deprecation: {handler.messages}"
 
-# Odd sizes on purpose: head_dim 16 / 8 / 32, rotary on part or all of each head, n_inner not 4 x n_embd.
-CONFIGS = {
-    "small": dict(n_embd=48, n_head=3, rotary_dim=6, n_layer=2),
-    "odd": dict(n_embd=40, n_head=5, rotary_dim=4, n_layer=3, n_inner=72),
-    "full-rotary": dict(n_embd=64, n_head=2, rotary_dim=32, n_layer=1),
-}
-
-
-def make_config(name="small", **overrides) -> transformers.GPTJConfig:
-    """A random-weights GPT-J config; vocab 97 with eos = 0 (inside the vocabulary)."""
-    kwargs = dict(vocab_size=97, n_positions=64, bos_token_id=0, eos_token_id=0, **CONFIGS[name])
-    return transformers.GPTJConfig(**{**kwargs, **overrides})
-
-
-def make_pair(config, cls_name="GPTJForCausalLM", seed=0):
-    """(transformers model, our model sharing its tensors), both in eval mode.
-
-    The reference runs transformers' eager attention (fp32 scores, like ours): the implementation that the
-    bit-equality tests compare with, whatever a release picks by default (5.24 switched the default to sdpa).
-    """
-    import gptj_teach as gt
-
-    torch.manual_seed(seed)
-    hf = gt.reference.build(config, cls_name)
-    with torch.no_grad():  # transformers zero-inits biases; random ones make the parity test stronger
-        for name, p in hf.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(0, 0.02)
-    return hf, getattr(gt, cls_name).from_transformers(hf).eval()
-
 
 @pytest.fixture(params=list(CONFIGS))
 def pair(request):
+    """(transformers model, ours) of each small config in turn."""
     return make_pair(make_config(request.param))
 
 
-def left_padded_batch(vocab=97, seed=1):
-    """Three rows of 9 tokens; rows 1 and 2 are left-padded by 3 and 5 tokens. Returns ids, mask, positions."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, vocab, (3, 9), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, :3] = 0
-    mask[2, :5] = 0
-    ids = ids.masked_fill(mask == 0, 0)
-    positions = gt.gptj.model.positions_from_mask(mask)  # what transformers' generate passes (tested in test_sampling)
-    return ids, mask, positions
+@pytest.fixture(scope="module")
+def model(request):
+    """Our model with random weights, of the test file's ``MODEL_CONFIG`` (a ``make_config(...)``; "small" when
+    the file names none): one per test file, so tests in a file that changes it must leave it as they found it."""
+    return make_pair(getattr(request.module, "MODEL_CONFIG", None) or make_config("small"))[1]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """(the tiny checkpoint as our model, the tokenizer), loaded once per test file."""
+    return gt.load("tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_hf(tiny):
+    """transformers' GPT-J on the very tensors of ``tiny`` (copied, eager attention): the reference to compare with,
+    the same weights even if the checkpoint on disk is re-exported."""
+    hf = gt.reference.build(tiny[0].config)
+    hf.load_state_dict(tiny[0].state_dict(), strict=True)
+    return hf

@@ -12,7 +12,7 @@ import re
 
 import pytest
 import torch
-from conftest import make_config, make_pair
+from helpers import make_config, make_pair
 
 import gptj_teach as gt
 from gptj_teach.interpret.activations import run_with_cache, run_with_hooks
@@ -52,12 +52,6 @@ def hooked_transformer(hf, fold_ln=False):
     return tl.eval()
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    model, tok = gt.load("tiny")
-    return model, tok, gt.reference.from_pretrained(gt.checkpoint.TINY)
-
-
 def random_pair(name, seed=0):
     """A transformers GPT-J with random weights and ours on the same tensors. Every weight is drawn (LayerNorms and
     biases too), large enough that the patterns are peaked rather than uniform: a wrong rotary would show."""
@@ -90,8 +84,8 @@ def compare_with_transformer_lens(ours, hf, ids):
 
 @pytest.mark.crosscheck
 @pytest.mark.filterwarnings(HOOKED_DEPRECATION)
-def test_every_activation_equals_transformer_lens_on_the_tiny_checkpoint(tiny):
-    model, tok, hf = tiny
+def test_every_activation_equals_transformer_lens_on_the_tiny_checkpoint(tiny, tiny_hf):
+    (model, tok), hf = tiny, tiny_hf
     g = torch.Generator().manual_seed(0)
     code = tok("import os\nfor line in open(os.devnull):\n    print(line)\n", return_tensors="pt").input_ids
     for ids in (code, torch.randint(0, model.config.vocab_size, (2, 256), generator=g)):
@@ -112,7 +106,7 @@ def test_every_activation_equals_transformer_lens_on_a_random_config(name):
 
 
 def test_identity_hooks_leave_the_logits_bit_equal(tiny):
-    model, tok, _ = tiny
+    model, tok = tiny
     ids = tok("def add(a, b):\n    return a + b\n", return_tensors="pt").input_ids
     names = gt.interpret.activations.hook_points(model)
     with torch.no_grad():
@@ -128,7 +122,7 @@ def test_identity_hooks_leave_the_logits_bit_equal(tiny):
 
 def test_the_cache_matches_the_models_own_outputs(tiny):
     """hidden_states, attentions and the parallel block's sum, read from the model's own forward."""
-    model, tok, _ = tiny
+    model, tok = tiny
     ids = tok("x = [i * i for i in range(10)]\n", return_tensors="pt").input_ids
     with torch.no_grad():
         out = model(ids, output_attentions=True, output_hidden_states=True)
@@ -146,8 +140,8 @@ def no_hooks_left(model) -> bool:
     return not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
-def test_unknown_names_and_wrong_models_are_refused_clearly(tiny):
-    model, tok, hf = tiny
+def test_unknown_names_and_wrong_models_are_refused_clearly(tiny, tiny_hf):
+    (model, tok), hf = tiny, tiny_hf
     ids = tok("pass", return_tensors="pt").input_ids
     with pytest.raises(gt.InputError, match=r"'h\.0\.attn\.q_rot'.*did you mean .*h\.0\.attn\.q,.*resid_pre\|ln_1"):
         run_with_cache(model, ids, names=["h.0.attn.q_rot"])
@@ -163,7 +157,7 @@ def test_unknown_names_and_wrong_models_are_refused_clearly(tiny):
 
 
 def test_a_hook_that_breaks_leaves_no_hook_behind(tiny):
-    model, tok, _ = tiny
+    model, tok = tiny
     ids = tok("pass", return_tensors="pt").input_ids
     with pytest.raises(gt.InputError, match=r"'h\.1\.attn\.z' must return None or a tensor of shape \(1, 1, 3, 64\)"):
         run_with_hooks(model, ids, {"h.0.ln_1": lambda x: None, "h.1.attn.z": lambda z: z[..., :8]})

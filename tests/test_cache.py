@@ -2,14 +2,12 @@
 
 import pytest
 import torch
-from conftest import make_config, make_pair
+from helpers import make_config
 
 import gptj_teach as gt
 
 
-@pytest.fixture(scope="module")
-def model():
-    return make_pair(make_config("odd"))[1]
+MODEL_CONFIG = make_config("odd")  # conftest's `model` fixture builds ours
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import make_config, make_pair
+from helpers import make_config, make_pair
 
 import gptj_teach as gt
 from gptj_teach import reference as ref

@@ -4,7 +4,7 @@ back, a pattern built to be an induction pattern scores 1."""
 
 import pytest
 import torch
-from conftest import make_config
+from helpers import make_config
 from test_activations import HOOKED_DEPRECATION, hooked_transformer, random_pair
 
 import gptj_teach as gt
@@ -16,14 +16,15 @@ DLA_TOLERANCE = 1e-4  # |sum of the terms - logit difference| in fp32; measured 
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    model, tok = gt.load("tiny")
+def clean_prompt(tiny):
+    """(model, tok, the clean prompt's ids, the right and the wrong next token)."""
+    model, tok = tiny
     right, wrong = tok.encode("line")[0], tok.encode("path")[0]
     return model, tok, tok([CLEAN], return_tensors="pt").input_ids, right, wrong
 
 
-def test_attribution_terms_sum_to_the_logit_difference(tiny):
-    model, _, ids, right, wrong = tiny
+def test_attribution_terms_sum_to_the_logit_difference(clean_prompt):
+    model, _, ids, right, wrong = clean_prompt
     with torch.no_grad():
         logits, cache = run_with_cache(model, ids)
     labels, values = circuits.direct_logit_attribution(model, cache, right, wrong)
@@ -41,10 +42,10 @@ def test_attribution_terms_sum_to_the_logit_difference(tiny):
 
 @pytest.mark.crosscheck
 @pytest.mark.filterwarnings(HOOKED_DEPRECATION)
-def test_attribution_equals_transformer_lens_logit_attrs(tiny):
+def test_attribution_equals_transformer_lens_logit_attrs(clean_prompt):
     """TransformerLens folds ln_f's weight into W_U and reads ln_f's frozen scale from its cache (``logit_attrs``);
     ours keeps the weight in the formula. Heads, MLPs and the embedding must get the same shares."""
-    model, _, ids, right, wrong = tiny
+    model, _, ids, right, wrong = clean_prompt
     tl = hooked_transformer(gt.reference.from_pretrained(gt.checkpoint.TINY), fold_ln=True)
     with torch.no_grad():
         _, theirs = tl.run_with_cache(ids)
@@ -63,8 +64,8 @@ def test_attribution_equals_transformer_lens_logit_attrs(tiny):
     assert len(ours) == len(labels) - 1 and (ours - theirs).abs().max() <= 1e-4
 
 
-def test_zero_ablating_a_head_changes_only_what_it_feeds(tiny):
-    model, _, ids, _, _ = tiny
+def test_zero_ablating_a_head_changes_only_what_it_feeds(clean_prompt):
+    model, _, ids, _, _ = clean_prompt
     layer, head = 1, 2
     with torch.no_grad():
         _, clean = run_with_cache(model, ids)
@@ -84,8 +85,8 @@ def test_zero_ablating_a_head_changes_only_what_it_feeds(tiny):
             assert not torch.equal(after, before), name  # everything downstream moves
 
 
-def test_patching_everything_brings_everything_back(tiny):
-    model, tok, clean, right, wrong = tiny
+def test_patching_everything_brings_everything_back(clean_prompt):
+    model, tok, clean, right, wrong = clean_prompt
     corrupt = tok([CORRUPT], return_tensors="pt").input_ids
     recovered = circuits.patch_residual(model, clean, corrupt,
                                         lambda logits: circuits.logit_difference(logits, right, wrong))
@@ -185,7 +186,7 @@ def test_zero_heads_and_patch_head_change_only_what_they_name():
 def test_ov_logits_is_the_heads_own_output_read_through_ln_f_and_copying_score_counts_the_diagonal(tiny):
     """Row i of ov_logits, up to ln_f's positive scale, is the logits the head alone adds when it attends only to
     token i: check against a real forward of layer 0 with all attention forced onto one position."""
-    model, tok, _, _, _ = tiny
+    model, tok = tiny
     tokens = torch.tensor([tok.encode(" " + w)[0] for w in ("line", "path", "name", "key")])
     ov = circuits.ov_logits(model, 0, 0, tokens)
     assert ov.shape == (4, 4)

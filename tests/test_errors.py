@@ -4,15 +4,10 @@ import json
 
 import pytest
 import torch
-from conftest import make_config, make_pair
+from helpers import make_config
 
 import gptj_teach as gt
 from gptj_teach.checkpoint import CheckpointError
-
-
-@pytest.fixture(scope="module")
-def model():
-    return make_pair(make_config("small"))[1]
 
 
 @pytest.mark.parametrize("ids, error, message", [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import make_config
+from helpers import make_config
 
 import gptj_teach as gt
 
@@ -47,11 +47,6 @@ def rejected(check, answer, capsys, *hint_words):
     for word in hint_words:
         assert word in out, f"{word!r} missing from hint: {out}"
     return out
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return gt.load("tiny")
 
 
 @pytest.mark.parametrize("check", list(FUNCTION_CHECKS), ids=lambda c: c.__name__)
@@ -374,7 +369,7 @@ def test_parameter_count_reference_is_transformers_count():
     for config in ex.model._parameter_count_configs():
         with torch.device("meta"):
             theirs = sum(p.numel() for p in transformers.GPTJForCausalLM(config).parameters())
-        assert ex.model._counted_parameters(config) == theirs
+        assert gt.gptj.sizes.parameter_count(config) == theirs
 
 
 def counted_with(**changes):

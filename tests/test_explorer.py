@@ -10,11 +10,6 @@ from gptj_teach.interpret.activations import run_with_cache
 PROMPT = "for line in lines:\n    print(line)\nfor line in lines:\n    print("
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return gt.load("tiny")
-
-
 def test_the_sliders_read_the_row_and_the_head_effect(tiny):
     model, tok = tiny
     w = gt.show.explorer.explore(model, tok, PROMPT)

@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import left_padded_batch, make_config, make_pair
+from helpers import left_padded_batch, make_config
 
 import gptj_teach as gt
 from gptj_teach.generation import fast
@@ -16,9 +16,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # CUDA grap
 # logits perturbed by 2e-6 at every step still pick these loops' tokens; by 5e-6, that step's can flip.
 
 
-@pytest.fixture(scope="module")
-def model():
-    return make_pair(make_config("odd", eos_token_id=3, bos_token_id=3))[1]
+MODEL_CONFIG = make_config("odd", eos_token_id=3, bos_token_id=3)  # conftest's `model` fixture builds ours
 
 
 @pytest.mark.parametrize("device", DEVICES)

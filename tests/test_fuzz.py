@@ -7,13 +7,14 @@ None, bools, huge and negative integers, numpy scalars, nan and inf, strings, by
 devices, and tensors of every dtype (bool ... complex) and of 0 to 4 dimensions with ids in and out of range.
 """
 
+import functools
 import math
 import os
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_config, make_pair
+from helpers import make_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,22 +41,21 @@ ANYTHING = st.one_of(
                                                       "float16", "int8", "cpu", "cuda", "cuda:7", "meta", "mps", "x"]),
     st.just(torch.device("meta")), tensors())
 
-MODEL_CONFIG = make_config("small")  # vocab 97, n_positions 64, 2 layers
-_, MODEL = make_pair(MODEL_CONFIG)
+MODEL_CONFIG = make_config("small")  # vocab 97, n_positions 64, 2 layers: conftest's `model` fixture builds ours
 IDS = torch.tensor([[5, 17, 33, 2]])
 
 
-def forward(**kwargs):
-    return MODEL(**kwargs).logits
+def forward(model, **kwargs):
+    return model(**kwargs).logits
 
 
-def generate(**kwargs):
+def generate(model, **kwargs):
     torch.manual_seed(0)
-    return gt.generate(MODEL, **kwargs)
+    return gt.generate(model, **kwargs)
 
 
-def stream(**kwargs):
-    return "".join(gt.stream(MODEL, TOKENIZER, **kwargs))
+def stream(model, **kwargs):
+    return "".join(gt.stream(model, TOKENIZER, **kwargs))
 
 
 class ByteTokenizer:
@@ -92,18 +92,17 @@ ENTRIES = {
 GENERATOR = torch.Generator().manual_seed(0)
 PATTERN = torch.softmax(torch.randn(1, 2, 8, 8, generator=GENERATOR), dim=-1)  # (batch, heads, seq, seq)
 Z = torch.randn(1, 4, 3, 5, generator=GENERATOR)  # (batch, seq, heads, head_dim)
-with torch.no_grad():
-    LOGITS = MODEL(IDS).logits
+LOGITS = torch.randn(1, 4, 97, generator=GENERATOR)  # (batch, seq, vocab)
 RECIPE_FIELDS = ("steps", "minutes", "batch", "seq", "lr", "warmup", "weight_decay", "clip", "eval_every",
                  "eval_windows", "bf16")
 
 
-def cache_names(**kwargs):
-    return list(gt.interpret.activations.run_with_cache(MODEL, **kwargs)[1])
+def cache_names(model, **kwargs):
+    return list(gt.interpret.activations.run_with_cache(model, **kwargs)[1])
 
 
-def evaluate(**kwargs):
-    return gt.train.loop.evaluate(MODEL, **kwargs)
+def evaluate(model, **kwargs):
+    return gt.train.loop.evaluate(model, **kwargs)
 
 
 ENTRIES.update({
@@ -121,6 +120,7 @@ ENTRIES.update({
         "logits": ["logits", "right", "wrong", "pos"], "right": ["right"], "wrong": ["wrong"], "pos": ["pos"]}),
 })
 FLOAT_TENSORS = {"pattern", "z", "logits"}  # float arguments: an integer-valued float tensor stays a float tensor
+ON_THE_MODEL = {"forward", "generate", "stream", "run_with_cache", "evaluate"}  # their call takes the model first
 CASES = [(entry, argument) for entry, (_, _, arguments) in ENTRIES.items() for argument in arguments]
 
 
@@ -144,8 +144,9 @@ def same(a, b) -> bool:
 @pytest.mark.parametrize("entry, argument", CASES, ids=[f"{e}-{a}" for e, a in CASES])
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(value=ANYTHING)
-def test_every_argument_is_answered_or_refused_by_name(entry, argument, value):
+def test_every_argument_is_answered_or_refused_by_name(model, entry, argument, value):
     call, good, names = ENTRIES[entry]
+    call = functools.partial(call, model) if entry in ON_THE_MODEL else call
     try:
         result = call(**{**good, argument: value})
     except GPTJTeachError as error:
@@ -187,25 +188,25 @@ def test_load_answers_or_refuses_each_argument_by_name(monkeypatch, argument, va
 
 
 @pytest.mark.parametrize("dtype", [torch.int8, torch.bool, torch.complex64, "int8", 8])
-def test_save_pretrained_refuses_a_dtype_that_would_destroy_the_weights(tmp_path, dtype):
+def test_save_pretrained_refuses_a_dtype_that_would_destroy_the_weights(model, tmp_path, dtype):
     with pytest.raises(GPTJTeachError, match="dtype"):
-        MODEL.save_pretrained(tmp_path, dtype=dtype)
+        model.save_pretrained(tmp_path, dtype=dtype)
     assert not (tmp_path / "model.safetensors").exists()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, "bfloat16", torch.float32])
-def test_save_pretrained_takes_float_dtypes_by_object_or_name(tmp_path, dtype):
-    MODEL.save_pretrained(tmp_path, dtype=dtype)
+def test_save_pretrained_takes_float_dtypes_by_object_or_name(model, tmp_path, dtype):
+    model.save_pretrained(tmp_path, dtype=dtype)
     reloaded, _ = gt.load(tmp_path)
-    assert (reloaded(IDS).logits - MODEL(IDS).logits).abs().max() < 0.05
+    assert (reloaded(IDS).logits - model(IDS).logits).abs().max() < 0.05
 
 
 @pytest.mark.parametrize("tok", [None, "gpt2", 3])
-def test_stream_and_sampler_refuse_what_is_not_a_tokenizer(tok):
+def test_stream_and_sampler_refuse_what_is_not_a_tokenizer(model, tok):
     with pytest.raises(GPTJTeachError, match="tok must be a tokenizer"):
-        next(gt.stream(MODEL, tok, "def f"))
+        next(gt.stream(model, tok, "def f"))
     with pytest.raises(GPTJTeachError, match="tok must be a tokenizer"):
-        gt.show.widgets.sampler(MODEL, tok)
+        gt.show.widgets.sampler(model, tok)
 
 
 @pytest.mark.parametrize("model", [None, "tiny", torch.nn.Linear(2, 2)])
@@ -219,10 +220,10 @@ def test_generate_stream_and_sampler_refuse_what_is_not_our_model(model):
 @pytest.mark.parametrize("kwargs, word", [(dict(prompt=3), "prompt"), (dict(max_new_tokens=0), "max_new_tokens"),
                                           (dict(max_new_tokens=True), "max_new_tokens"), (dict(seed=-1), "seed"),
                                           (dict(seed=1.5), "seed")])
-def test_sampler_widget_refuses_bad_settings_by_name(kwargs, word):
+def test_sampler_widget_refuses_bad_settings_by_name(model, kwargs, word):
     pytest.importorskip("ipywidgets")
     with pytest.raises(GPTJTeachError, match=word):
-        gt.show.widgets.sampler(MODEL, TOKENIZER, **kwargs)
+        gt.show.widgets.sampler(model, TOKENIZER, **kwargs)
 
 
 def test_errors_are_ours_and_the_builtin_kind():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_config, make_pair
+from helpers import make_config, make_pair
 from safetensors.torch import load_file, save_file
 
 import gptj_teach as gt
@@ -18,11 +18,6 @@ from gptj_teach.errors import CheckpointError
 
 IDS = torch.tensor([[5, 17, 33, 2, 90]])
 CLI = str(Path(sys.executable).with_name("gptj-teach"))  # the installed console script
-
-
-@pytest.fixture(scope="module")
-def model():
-    return make_pair(make_config("small"))[1]
 
 
 @pytest.fixture

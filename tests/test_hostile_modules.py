@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from conftest import make_config, make_pair  # noqa: E402
+from helpers import make_config, make_pair  # noqa: E402
 
 import gptj_teach as gt  # noqa: E402
 from gptj_teach.classroom import exercises  # noqa: E402
@@ -25,11 +25,6 @@ from gptj_teach.train import loop as training  # noqa: E402
 from gptj_teach.errors import GPTJTeachError, InputError, InputTypeError  # noqa: E402
 
 IDS = torch.tensor([[5, 17, 33, 2, 90, 41]])
-
-
-@pytest.fixture(scope="module")
-def model():
-    return make_pair(make_config("small"))[1]  # vocab 97, 2 layers, 3 heads
 
 
 @pytest.fixture(scope="module")

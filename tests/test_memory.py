@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 import transformers
-from conftest import CONFIGS, make_config
+from helpers import CONFIGS, make_config
 
 import gptj_teach as gt
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import left_padded_batch, make_config, make_pair
+from helpers import left_padded_batch, make_config, make_pair
 
 import gptj_teach as gt
 

@@ -122,7 +122,8 @@ def test_an_ordinary_warning_from_elsewhere():
 
 def test_deprecations_from_transformers_fail_the_test_that_triggers_them(tmp_path):
     """The guards in pyproject.toml (warnings filters) and conftest.py (transformers' logger) at work."""
-    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path)
+    for name in ("conftest.py", "helpers.py"):
+        shutil.copy(ROOT / "tests" / name, tmp_path)
     (tmp_path / "test_synthetic.py").write_text(SYNTHETIC)
     out = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",
                           str(tmp_path), "-p", "no:randomly", str(tmp_path / "test_synthetic.py")],

@@ -3,7 +3,7 @@
 import math
 
 import torch
-from conftest import make_config, make_pair
+from helpers import make_config, make_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import gptj_teach as gt

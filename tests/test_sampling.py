@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 import transformers
-from conftest import left_padded_batch, make_config, make_pair
+from helpers import left_padded_batch, make_config, make_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from conftest import make_config, make_pair
+from helpers import make_config, make_pair
 from safetensors.torch import load_file, save_file
 
 import gptj_teach as gt

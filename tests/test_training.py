@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import make_config
+from helpers import make_config
 from torch import nn
 
 import gptj_teach as gt

@@ -36,11 +36,6 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return gt.load("tiny")
-
-
-@pytest.fixture(scope="module")
 def run64(tiny):
     """A 64-token prompt through our tiny model and through transformers' (eager attention, fp32)."""
     model, tok = tiny

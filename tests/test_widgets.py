@@ -11,7 +11,6 @@ import ipywidgets
 import nbformat
 import pytest
 import torch
-import transformers
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 import gptj_teach as gt
@@ -30,18 +29,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    """(our tiny model, tokenizer, transformers' GPT-J with the very same weights)."""
-    model, tok = gt.load("tiny")
-    hf = transformers.GPTJForCausalLM(model.config).float().eval()
-    hf.load_state_dict(model.state_dict(), strict=True)  # same tensors as ours, even if the checkpoint is re-exported
-    return model, tok, hf
-
-
 @pytest.fixture
 def w(tiny):
-    model, tok, _ = tiny
+    model, tok = tiny
     return gt.show.widgets.sampler(model, tok, prompt=PROMPT, max_new_tokens=8, seed=0)
 
 
@@ -66,8 +56,8 @@ def test_names_the_browser_tests_rely_on(w):
 
 
 @torch.no_grad()
-def test_cached_logits_are_transformers_logits_for_the_prompt(w, tiny):
-    _, tok, hf = tiny
+def test_cached_logits_are_transformers_logits_for_the_prompt(w, tiny, tiny_hf):
+    (_, tok), hf = tiny, tiny_hf
     ids = tok(PROMPT, return_tensors="pt").input_ids
     torch.testing.assert_close(w.logits, hf(ids).logits[0, -1], atol=1e-4, rtol=0)
     assert w.probs.shape == (50400,)
@@ -136,8 +126,8 @@ def test_chart_and_numbers_change_with_temperature(w):
     assert all(html.escape(label) in w.chart.value for label in gt.show.viz.token_labels(w.tok, w.top_ids))
 
 
-def test_generate_equals_gt_generate_and_transformers_generate(w, tiny):
-    model, tok, hf = tiny
+def test_generate_equals_gt_generate_and_transformers_generate(w, tiny, tiny_hf):
+    (model, tok), hf = tiny, tiny_hf
     w.temperature.value, w.top_k.value, w.top_p.value, w.seed.value = 0.9, 40, 0.95, 3
     text = w.generate()
     ids = tok(PROMPT, return_tensors="pt").input_ids
@@ -160,7 +150,7 @@ def test_empty_prompt_is_explained_not_a_crash(w):
 
 def test_a_saved_sampler_shows_a_sentence_not_its_repr(tiny):
     """Opened without its kernel, a notebook shows an output's text/plain: a sentence, never Sampler(children=...)."""
-    model, tok, _ = tiny
+    model, tok = tiny
     bundle = displayed(gt.show.widgets.sampler(model, tok))
     assert bundle["text/plain"] == gt.show.widgets.NOT_RUNNING
     assert "application/vnd.jupyter.widget-view+json" in bundle  # a live page still gets the widget

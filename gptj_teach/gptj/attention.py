@@ -23,11 +23,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .cache import KVCache
 from .rotary import Rotary, fixed_pos_embedding
 from .sizes import rotary_dim
 
 
-def attention_weights(q, k, mask):
+def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Who looks at whom. q: (batch, heads, q_len, head_dim); k: (batch, heads, kv_len, head_dim);
     mask: additive, (batch or 1, 1, q_len, kv_len): 0 where a query may look, a huge negative number elsewhere.
 
@@ -40,7 +41,8 @@ def attention_weights(q, k, mask):
     return F.softmax(scores, dim=-1).to(q.dtype)
 
 
-def plain_attention(q, k, v, mask):
+def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention step by step: the weights, then their weighted sum of v. v: (batch, heads, kv_len, head_dim).
 
     Returns (output (batch, heads, q_len, head_dim), weights (batch, heads, q_len, kv_len)).
@@ -49,7 +51,7 @@ def plain_attention(q, k, v, mask):
     return torch.matmul(weights, v), weights  # (batch, heads, q_len, kv_len) @ (.., kv_len, head_dim)
 
 
-def fused_attention(q, k, v, mask):
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The same computation in one fused PyTorch call (no weights returned). Shapes as ``plain_attention``."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), scale=1 / math.sqrt(q.shape[-1]))
 
@@ -83,7 +85,9 @@ class GPTJAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
-    def forward(self, x, position_ids, mask, cache=None, output_attentions=False, rotation=None):
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None,
+                output_attentions: bool = False, rotation: tuple[torch.Tensor, torch.Tensor] | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (batch, seq, n_embd); position_ids: (batch, seq); mask: (batch or 1, 1, seq, keys), keys = every
         token the cache holds after this step; cache: a ``DynamicCache`` / ``StaticCache`` or None; rotation: the
         table ``fixed_pos_embedding(position_ids, ...)`` when the caller has it (the model builds it once for all

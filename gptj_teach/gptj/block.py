@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .attention import GPTJAttention
+from .cache import KVCache
 from .sizes import inner_dim
 
 
@@ -62,7 +63,9 @@ class GPTJBlock(nn.Module):
         self.attn = GPTJAttention(config, layer_idx)
         self.mlp = GPTJMLP(config)
 
-    def forward(self, x, position_ids, mask, cache=None, output_attentions=False, rotation=None):
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None,
+                output_attentions: bool = False, rotation: tuple[torch.Tensor, torch.Tensor] | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (batch, seq, n_embd); the other arguments go to attention. Returns (x (batch, seq, n_embd),
         attention weights or None)."""
         h = self.ln_1(x)  # one LayerNorm for both branches

@@ -42,7 +42,7 @@ class DynamicCache(KVCache):
     """A cache that grows with the text: ``update`` appends this step's keys and values (``torch.cat``)."""
 
     @classmethod
-    def from_pairs(cls, pairs):
+    def from_pairs(cls, pairs) -> "DynamicCache":
         """A cache holding the given ``(keys, values)`` per layer, e.g. a tuple from an older call."""
         cache = cls()
         cache.keys, cache.values = [k for k, _ in pairs], [v for _, v in pairs]
@@ -63,7 +63,7 @@ class DynamicCache(KVCache):
         """How many tokens the cache holds."""
         return self.keys[0].shape[2] if self.keys else 0
 
-    def slots_for(self, new: int, device) -> torch.Tensor:
+    def slots_for(self, new: int, device: torch.device | str) -> torch.Tensor:
         """Where the next ``new`` tokens go: right after the cached ones. (new,) int64."""
         return torch.arange(self.length, self.length + new, device=device)
 
@@ -112,7 +112,7 @@ class StaticCache(KVCache):
         """The length every buffer was allocated with."""
         return self.keys[0].shape[2]
 
-    def slots_for(self, new: int, device) -> torch.Tensor:
+    def slots_for(self, new: int, device: torch.device | str) -> torch.Tensor:
         """The slots named by ``seek`` (one per new token; checked by the model)."""
         return self.slots
 

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .block import GPTJBlock
-from .cache import DynamicCache
+from .cache import DynamicCache, KVCache
 from .outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
@@ -33,7 +33,8 @@ from .rotary import fixed_pos_embedding
 from .sizes import rotary_dim
 
 
-def make_mask(attention_mask, slots: torch.Tensor, kv_len: int, dtype) -> torch.Tensor:
+def make_mask(attention_mask: torch.Tensor | None, slots: torch.Tensor, kv_len: int,
+              dtype: torch.dtype) -> torch.Tensor:
     """The additive attention mask: a query may see a key when the key is not after it (causal) and is not
     padding.
 
@@ -65,7 +66,7 @@ class GPTJPreTrained(nn.Module):
     """What every GPT-J class shares: initial weights, device and dtype."""
 
     @torch.no_grad()
-    def init_weights(self, std: float = 0.02):
+    def init_weights(self, std: float = 0.02) -> "GPTJPreTrained":
         """Random weights the GPT-2 / GPT-J way, for training from scratch: every matrix and the embedding drawn
         from N(0, std), biases 0, LayerNorms the identity (weight 1, bias 0). Uses the global torch generator,
         so ``torch.manual_seed`` first makes it repeatable. Returns the model."""
@@ -100,8 +101,9 @@ class GPTJModel(GPTJPreTrained):
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.rotary_dim = rotary_dim(config)
 
-    def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, use_cache=False,
-                output_attentions=False, output_hidden_states=False):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                position_ids: torch.Tensor | None = None, use_cache: bool = False, output_attentions: bool = False,
+                output_hidden_states: bool = False) -> BaseModelOutputWithPast:
         """input_ids: (batch, seq); attention_mask: (batch, cached + seq) 0/1; cache: a ``DynamicCache`` or
         ``StaticCache`` (``cache.py``), the ``.cache`` of an earlier output, updated in place; position_ids:
         (batch, seq), by default each token's slot in the cache (0, 1, 2, ... after the cached ones), as in
@@ -134,8 +136,10 @@ class GPTJForCausalLM(GPTJPreTrained):
         self.transformer = GPTJModel(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
 
-    def forward(self, input_ids, attention_mask=None, cache=None, position_ids=None, labels=None,
-                use_cache=False, output_attentions=False, output_hidden_states=False, logits_to_keep=0):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                position_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None, use_cache: bool = False,
+                output_attentions: bool = False, output_hidden_states: bool = False,
+                logits_to_keep: int = 0) -> CausalLMOutputWithPast:
         """labels: (batch, seq), usually ``input_ids`` itself; -100 marks positions to ignore.
         logits_to_keep: compute the logits of the last this many positions only (0: all). Generation needs
         the last one: for a 2,000-token prompt on GPT-J 6B that skips a (2000, 50400) matmul and 400 MB."""
@@ -148,10 +152,22 @@ class GPTJForCausalLM(GPTJPreTrained):
                                       hidden_states=out.hidden_states, attentions=out.attentions)
 
 
-def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting token t+1 from position t: the logits at t are scored against labels[t+1]."""
-    shifted = logits[:, :-1].float()  # (batch, seq - 1, vocab): the last position has nothing to predict
-    return F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of predicting token t+1 from position t: the logits at t are scored against labels[t+1].
+
+    logits (batch, seq, vocab), labels (batch, seq), usually the input ids themselves; -100 marks a label to skip.
+    reduction: "mean" (one number, what training minimises) or "none" (batch, seq - 1), one loss per prediction.
+    References: ``transformers``' ``ForCausalLMLoss`` (it shifts the same way).
+    """
+    return cross_entropy(logits[:, :-1], labels[:, 1:], reduction)  # the last position has nothing to predict
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """-log softmax(logits)[target] at each position, in fp32: logits (batch, seq, vocab) against the targets
+    (batch, seq) *at the same positions* (already shifted); -100 marks a target to skip."""
+    losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                             reduction=reduction)  # (batch * seq, vocab) against (batch * seq,)
+    return losses.view(targets.shape) if reduction == "none" else losses
 
 
 class GPTJForSequenceClassification(GPTJPreTrained):
@@ -163,8 +179,10 @@ class GPTJForSequenceClassification(GPTJPreTrained):
         self.transformer = GPTJModel(config)
         self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, labels=None, output_attentions=False,
-                output_hidden_states=False):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                output_attentions: bool = False,
+                output_hidden_states: bool = False) -> SequenceClassifierOutputWithPast:
         """labels: (batch,) class ids (cross-entropy), floats for num_labels == 1 (regression) or (batch, num_labels)
         multi-hot floats (binary cross-entropy), the three cases of ``transformers``."""
         pad = getattr(self.config, "pad_token_id", None)  # unset, it is no attribute at all in some 5.x releases
@@ -197,8 +215,10 @@ class GPTJForQuestionAnswering(GPTJPreTrained):
         self.transformer = GPTJModel(config)
         self.qa_outputs = nn.Linear(config.n_embd, 2)  # start, end (transformers 5.24 fixed it at 2, as here)
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, start_positions=None, end_positions=None,
-                output_attentions=False, output_hidden_states=False):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, start_positions: torch.Tensor | None = None,
+                end_positions: torch.Tensor | None = None, output_attentions: bool = False,
+                output_hidden_states: bool = False) -> QuestionAnsweringModelOutput:
         """start_positions, end_positions: (batch,) token indices; positions past the end are ignored in the loss."""
         out = self.transformer(input_ids, attention_mask, None, position_ids, False, output_attentions,
                                output_hidden_states)

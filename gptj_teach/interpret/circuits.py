@@ -18,7 +18,6 @@ References: Elhage et al. (2021) "A Mathematical Framework for Transformer Circu
 """
 
 import torch
-from torch.nn import functional as F
 
 from ..checks import (
     check_causal_lm,
@@ -31,6 +30,7 @@ from ..checks import (
     describe,
 )
 from ..errors import InputError, InputTypeError
+from ..gptj.model import next_token_loss
 from .activations import check_name_list, run_with_cache, run_with_hooks
 
 
@@ -54,8 +54,7 @@ def token_losses(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     if ids.shape != logits.shape[:2] or ((ids < 0) | (ids >= logits.shape[-1])).any():
         raise InputError(f"ids must be the (batch, seq) = {tuple(logits.shape[:2])} token ids the logits were computed "
                          f"from, each in [0, {logits.shape[-1]}), got {describe(ids)}")
-    logprobs = F.log_softmax(logits[:, :-1].float(), dim=-1)  # (batch, seq - 1, vocab)
-    return -logprobs.gather(-1, ids[:, 1:, None])[..., 0]  # (batch, seq - 1)
+    return next_token_loss(logits, ids, reduction="none")  # (batch, seq - 1)
 
 
 def induction_score(pattern: torch.Tensor, n: int, start: int | None = None) -> torch.Tensor:
@@ -191,6 +190,15 @@ def residual_terms(model, cache: dict, pos: int = -1):
     return labels, torch.stack(terms)  # (n_terms, batch, n_embd)
 
 
+def frozen_scale(resid: torch.Tensor, ln: torch.nn.LayerNorm) -> torch.Tensor:
+    """What LayerNorm ``ln`` divides the residual ``resid`` (..., n_embd) by: ``sqrt(var(resid) + eps)``, (..., 1).
+
+    Read off the real run and then held fixed, it makes ``ln`` linear in its input: the sum of the components'
+    ``dla_term``s is then exactly the logit difference. In fp32: an fp16 variance of the 6B's residual could overflow.
+    """
+    return (resid.float().var(dim=-1, unbiased=False, keepdim=True) + ln.eps).sqrt()  # (..., 1)
+
+
 def dla_term(term: torch.Tensor, scale: torch.Tensor, ln_weight: torch.Tensor, direction: torch.Tensor):
     """One component's share of a logit difference through ``ln_f`` with its scale frozen.
 
@@ -212,9 +220,8 @@ def direct_logit_attribution(model, cache: dict, right: int, wrong: int, pos: in
     right = check_token(right, "right", model.config.vocab_size)
     wrong = check_token(wrong, "wrong", model.config.vocab_size)
     last = cached(cache, f"h.{model.config.n_layer - 1}.resid_post")
-    resid = last[:, pos].float()  # (batch, n_embd); fp32 throughout:
-    ln_f, head = model.transformer.ln_f, model.lm_head  # an fp16 variance of the 6B's residual could overflow
-    scale = (resid.var(dim=-1, unbiased=False, keepdim=True) + ln_f.eps).sqrt()  # (batch, 1): frozen
+    ln_f, head = model.transformer.ln_f, model.lm_head
+    scale = frozen_scale(last[:, pos], ln_f)  # (batch, 1), from the residual (batch, n_embd); fp32 throughout
     direction = (head.weight[right] - head.weight[wrong]).float()  # (n_embd,)
     values = dla_term(terms.float(), scale, ln_f.weight.float(), direction)  # (n_terms, batch)
     biases = ln_f.bias.float() @ direction + (head.bias[right] - head.bias[wrong]).float()

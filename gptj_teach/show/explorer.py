@@ -19,8 +19,8 @@ import torch
 from ..checks import check_causal_lm, check_tokenizer
 from ..errors import InputTypeError
 from ..interpret.activations import run_with_cache
-from ..interpret.circuits import dla_term, head_outputs
-from .viz import token_labels
+from ..interpret.circuits import dla_term, frozen_scale, head_outputs
+from .viz import html_bars, token_labels
 
 SHOWN = 8  # tokens listed each way
 BAR_PX = 200  # width of the longest bar
@@ -29,12 +29,8 @@ BAR_PX = 200  # width of the longest bar
 def bars(labels, values, fmt="{:.3f}") -> str:
     """HTML rows: label, a bar as long as |value| relative to the largest (orange when negative), the value."""
     top = max((abs(v) for v in values), default=1.0) or 1.0
-    rows = [f'<div style="display:flex;align-items:center;height:17px">'
-            f'<span style="width:9em;text-align:right;white-space:pre;overflow:hidden;padding-right:6px">'
-            f'{html.escape(label)}</span><span style="display:inline-block;height:12px;width:'
-            f'{abs(v) / top * BAR_PX:.1f}px;background:{"#1f77b4" if v >= 0 else "#ff7f0e"}"></span>'
-            f'<span style="padding-left:6px">{fmt.format(v)}</span></div>' for label, v in zip(labels, values)]
-    return '<div style="font-family:monospace;font-size:12px">' + "".join(rows) + "</div>"
+    colours = ["#1f77b4" if v >= 0 else "#ff7f0e" for v in values]
+    return html_bars(labels, [abs(v) / top * BAR_PX for v in values], colours, [fmt.format(v) for v in values])
 
 
 class CacheExplorer(widgets.VBox):
@@ -83,7 +79,7 @@ class CacheExplorer(widgets.VBox):
         out = head_outputs(self.lm, self.cache, layer)[0, t, head]  # (n_embd,) what the head adds at t
         resid = self.cache[f"h.{self.lm.config.n_layer - 1}.resid_post"][0, t]  # (n_embd,)
         ln_f = self.lm.transformer.ln_f
-        scale = (resid.float().var(unbiased=False) + ln_f.eps).sqrt().to(out.dtype)  # frozen, as in the real run
+        scale = frozen_scale(resid, ln_f).to(out.dtype)  # (1,): frozen, as in the real run
         self.effect = dla_term(out, scale, ln_f.weight, self.lm.lm_head.weight.T).float()  # (vocab,)
         self.pushed = self.effect.topk(SHOWN).indices.tolist()
         down = (-self.effect).topk(SHOWN).indices.tolist()

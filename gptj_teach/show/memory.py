@@ -27,7 +27,7 @@ from transformers import GPTJConfig
 
 from ..checks import check_config, check_whole, describe
 from ..errors import InputError, InputTypeError
-from ..gptj.sizes import inner_dim
+from ..gptj import sizes
 
 GB = 1e9  # bytes in a GB (decimal, like the GPU sizes below), not a GiB (2**30)
 BYTES_PER_NUMBER = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2, torch.int8: 1}
@@ -63,14 +63,10 @@ def gptj_config(config) -> GPTJConfig:
 def parameter_count(config: GPTJConfig | None = None) -> int:
     """The exact number of parameters of ``GPTJForCausalLM(config)``, from the shapes (default: GPT-J 6B).
 
-    wte (vocab x d) + per layer [ln_1 (2d) + q, k, v, out_proj (4 d^2, no bias) + fc_in (d x 4d + 4d)
-    + fc_out (4d x d + d)] + ln_f (2d) + lm_head (d x vocab + vocab: GPT-J's head has a bias and is not tied
-    to wte). For GPT-J 6B: 6,050,882,784.
+    ``gptj/sizes.py`` spells the formula: wte + n_layer x (ln_1, q, k, v, out_proj without biases, fc_in, fc_out)
+    + ln_f + lm_head (with a bias, not tied to wte). For GPT-J 6B: 6,050,882,784.
     """
-    config = gptj_config(config)
-    d, vocab, inner = config.n_embd, config.vocab_size, inner_dim(config)
-    per_layer = 2 * d + 4 * d * d + (d * inner + inner) + (inner * d + d)
-    return vocab * d + config.n_layer * per_layer + 2 * d + (d * vocab + vocab)
+    return sizes.parameter_count(gptj_config(config))
 
 
 def weights_bytes(config: GPTJConfig | None = None, dtype: torch.dtype = torch.float16) -> int:

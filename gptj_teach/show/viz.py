@@ -11,21 +11,29 @@ References: Olsson et al., "In-context Learning and Induction Heads" (2022) for 
 """
 
 import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from transformers import PreTrainedTokenizerBase
 
 from ..checks import check_labels, check_maps, check_tensor, check_tokenizer, check_whole, describe
 from ..errors import InputError, InputTypeError
 from ..gptj.rotary import fixed_pos_embedding
 from ..gptj.tokenizer import bytes_to_unicode
 
+if TYPE_CHECKING:  # IPython is imported when a notebook displays something, not before
+    from IPython.display import HTML
+
 PASTELS = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6", "#a0c4ff", "#ffadad"]
 VISIBLE = {" ": "·", "\n": "↵", "\t": "→"}
 
 
 # ---- tokens -------------------------------------------------------------------------------------------
-def token_text(tok, token_id: int) -> str:
+def token_text(tok: PreTrainedTokenizerBase, token_id: int) -> str:
     """The text of one token. A token holding part of a multi-byte character shows its bytes (``\\xf0\\x9f``).
 
     GPT-2's BPE works on UTF-8 *bytes*, so an emoji (4 bytes) may be cut across tokens; ``tok.decode([id])``
@@ -45,7 +53,7 @@ def visible(text: str) -> str:
     return "".join(VISIBLE.get(char, char) for char in text)
 
 
-def token_labels(tok, ids) -> list[str]:
+def token_labels(tok: PreTrainedTokenizerBase, ids: torch.Tensor | Sequence[int]) -> list[str]:
     """One readable label per token id (visible whitespace), for plot axes and bertviz views."""
     ids = ids.flatten().tolist() if isinstance(ids, torch.Tensor) else ids
     if not isinstance(ids, (list, tuple)):
@@ -53,7 +61,7 @@ def token_labels(tok, ids) -> list[str]:
     return [visible(token_text(tok, i)) for i in ids]
 
 
-def tokens_html(tok, text: str) -> str:
+def tokens_html(tok: PreTrainedTokenizerBase, text: str) -> str:
     """HTML showing each token of ``text`` as a coloured span; hover a token to see its id."""
     check_tokenizer(tok)
     if not isinstance(text, str):
@@ -67,14 +75,14 @@ def tokens_html(tok, text: str) -> str:
     return '<div style="font-family:monospace;white-space:pre-wrap;line-height:1.8">' + "".join(spans) + "</div>"
 
 
-def show_tokens(tok, text: str):
+def show_tokens(tok: PreTrainedTokenizerBase, text: str) -> "HTML":
     """``tokens_html`` as an object that a notebook displays."""
     from IPython.display import HTML
     return HTML(tokens_html(tok, text))
 
 
 # ---- attention with matplotlib ------------------------------------------------------------------------
-def as_layers(attentions) -> torch.Tensor:
+def as_layers(attentions: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     """Any of our attention formats -> one tensor (layers, heads, query, key) for the first sequence.
 
     Accepts a model output (``out.attentions`` is used), a tuple / list with one (batch, heads, q, k) tensor
@@ -96,7 +104,8 @@ def as_layers(attentions) -> torch.Tensor:
     return maps.detach().float().cpu()
 
 
-def attention_heatmap(attn, tokens, ax=None, title=None, colorbar=True):
+def attention_heatmap(attn: torch.Tensor, tokens: Sequence[str], ax: Axes | None = None, title: str | None = None,
+                      colorbar: bool = True) -> Axes:
     """Draw one attention map: row i = query token i, column j = how much it looks at token j (0 to 1, with a
     colour bar unless ``colorbar=False``). Returns the axes; ``ax.images[0]`` is the picture."""
     attn = check_maps(attn, "attn", 2).detach().float().cpu()  # (query, key)
@@ -112,7 +121,8 @@ def attention_heatmap(attn, tokens, ax=None, title=None, colorbar=True):
     return ax
 
 
-def attention_grid(attentions, tokens, layer=None):
+def attention_grid(attentions: torch.Tensor | Sequence[torch.Tensor], tokens: Sequence[str],
+                   layer: int | None = None) -> Figure:
     """All heads of one ``layer`` in a row, or (layer=None) a grid of layers x heads, with one colour bar.
     Returns the figure."""
     maps = as_layers(attentions)  # (layers, heads, q, k)
@@ -135,7 +145,8 @@ def attention_grid(attentions, tokens, layer=None):
 
 
 # ---- next-token distribution and rotary -------------------------------------------------------------------
-def plot_distribution(probs, tok, k=20, ax=None, highlight=None):
+def plot_distribution(probs: torch.Tensor, tok: PreTrainedTokenizerBase, k: int = 20, ax: Axes | None = None,
+                      highlight: torch.Tensor | None = None) -> Axes:
     """Horizontal bars of the ``k`` most likely next tokens, most likely on top.
 
     probs: (vocab,) probabilities. highlight: optional (vocab,) bool mask (e.g. the top-p nucleus); those bars
@@ -154,7 +165,21 @@ def plot_distribution(probs, tok, k=20, ax=None, highlight=None):
     return ax
 
 
-def plot_sinusoids(n_positions: int, rotary_dim: int, ax=None):
+def html_bars(labels: Sequence[str], widths: Sequence[float], colours: Sequence[str], texts: Sequence[str]) -> str:
+    """Horizontal bars in HTML, one row per label: the label, a bar ``width`` pixels long in its colour, a text.
+
+    Plain divs, so a redraw is one string and fast enough to follow a slider: the sampler's chart
+    (``widgets.bar_chart``) and the cache explorer's rows (``explorer.bars``) are both drawn with it.
+    """
+    rows = [f'<div style="display:flex;align-items:center;height:18px">'
+            f'<span style="width:9em;text-align:right;white-space:pre;overflow:hidden;padding-right:6px">'
+            f'{html.escape(label)}</span><span class="gptj-bar" style="display:inline-block;height:14px;'
+            f'width:{width:.1f}px;background:{colour}"></span><span style="padding-left:6px">{text}</span></div>'
+            for label, width, colour, text in zip(labels, widths, colours, texts)]
+    return '<div style="font-family:monospace;font-size:12px;line-height:18px">' + "".join(rows) + "</div>"
+
+
+def plot_sinusoids(n_positions: int, rotary_dim: int, ax: Axes | None = None) -> Axes:
     """The rotary table ``fixed_pos_embedding``: sin then cos of ``position * frequency`` for each pair.
 
     Left columns turn fast (pair 0 makes a full turn every ~6 positions), right columns slowly.

@@ -26,7 +26,7 @@ from ..checks import check_tokenizer, check_whole
 from ..errors import GPTJTeachError, InputTypeError
 from ..generation.loop import check_generation, stream
 from ..generation.sampling import SamplingSettings, logits_to_probs
-from .viz import token_labels
+from .viz import html_bars, token_labels
 
 SHOWN = 15  # bars in the chart
 BAR_PX = 300  # width of a bar of probability 1
@@ -41,16 +41,8 @@ KEPT, CUT = "#1f77b4", "#d0d0d0"  # the nucleus (tokens that can be drawn) and t
 
 def bar_chart(labels, heights, kept) -> str:
     """HTML bars (plain divs, so a redraw is a string and fast): one row per token, width = probability."""
-    rows = []
-    for label, height, keep in zip(labels, heights, kept):
-        colour, shown = (KEPT, f"{height:.3f}") if keep else (CUT, "cut")
-        rows.append(
-            f'<div style="display:flex;align-items:center;height:18px">'
-            f'<span style="width:9em;text-align:right;white-space:pre;overflow:hidden;padding-right:6px">'
-            f'{html.escape(label)}</span>'
-            f'<span class="gptj-bar" style="display:inline-block;height:14px;width:{height * BAR_PX:.1f}px;'
-            f'background:{colour}"></span><span style="padding-left:6px">{shown}</span></div>')
-    return '<div style="font-family:monospace;font-size:12px;line-height:18px">' + "".join(rows) + "</div>"
+    texts = [f"{height:.3f}" if keep else "cut" for height, keep in zip(heights, kept)]
+    return html_bars(labels, [height * BAR_PX for height in heights], [KEPT if k else CUT for k in kept], texts)
 
 
 class Sampler(widgets.VBox):

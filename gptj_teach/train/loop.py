@@ -24,12 +24,12 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..checks import check_causal_lm, check_flag, check_number, check_positive, check_token_ids, check_whole, describe
 from ..errors import InputError, InputTypeError
 from ..generation.loop import generate
+from ..gptj.model import cross_entropy
 from .corpus import consecutive_windows, random_windows
 from .fused_loss import LinearCrossEntropy
 
@@ -125,7 +125,7 @@ def next_token_loss(model, x: torch.Tensor, bf16: bool = False) -> torch.Tensor:
         return LinearCrossEntropy.apply(h.reshape(-1, h.shape[-1]), head.weight, head.bias, targets.reshape(-1))
     with autocast(x.device, bf16):
         logits = head(h)  # (batch, seq, vocab)
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())  # (batch * seq, vocab) vs (batch * seq,)
+    return cross_entropy(logits, targets)  # already shifted: the window gave the inputs and the targets
 
 
 def train_step(model, optimizer, x: torch.Tensor, lr: float, bf16: bool = False, clip: float = 1.0) -> float:

@@ -7,7 +7,7 @@ import torch
 from transformers import GPTJConfig
 
 from ...gptj.model import make_mask
-from ...gptj.sizes import inner_dim
+from ...gptj.sizes import inner_dim, layer_parameter_count, parameter_count
 from .grading import _first_failure, _same_tensor, _shape_hint, _small_model, _verdict
 
 
@@ -48,14 +48,6 @@ def _parameter_count_configs() -> list[GPTJConfig]:
             GPTJConfig.from_pretrained(TINY), GPTJConfig()]
 
 
-def _counted_parameters(config: GPTJConfig) -> int:
-    """sum(p.numel()) of a GPTJForCausalLM(config) built on the meta device: shapes only, nothing allocated."""
-    from ...api import GPTJForCausalLM
-
-    with torch.device("meta"):
-        return sum(p.numel() for p in GPTJForCausalLM(config).parameters())
-
-
 def check_parameter_count(fn) -> bool:
     """Notebook 05: fn(config) -> the number of parameters of GPTJForCausalLM(config), from the config alone."""
 
@@ -66,7 +58,7 @@ def check_parameter_count(fn) -> bool:
         if got == expected:
             return "return an int: a count is exact (use * and //, not /)"
         d, vocab, layers, inner = config.n_embd, config.vocab_size, config.n_layer, inner_dim(config)
-        per_layer = 2 * d + 4 * d * d + (d * inner + inner) + (inner * d + d)
+        per_layer = layer_parameter_count(config)
         wide = (4 * d - inner) * (2 * d + 1)  # what a 4 x n_embd MLP has more than an n_inner one
         mistakes = [(expected - vocab, "lm_head has a bias: vocab_size more numbers"),
                     (expected - d * vocab - vocab, "GPT-J's output layer lm_head is its own matrix (n_embd x "
@@ -90,7 +82,7 @@ def check_parameter_count(fn) -> bool:
     def same(got, expected):
         return isinstance(got, numbers.Integral) and not isinstance(got, bool) and got == expected
 
-    hint = _first_failure(fn, [(config,) for config in _parameter_count_configs()], _counted_parameters, same,
+    hint = _first_failure(fn, [(config,) for config in _parameter_count_configs()], parameter_count, same,
                           diagnose)
     return _verdict(hint is None, "Six billion numbers from four config fields: the blocks grow with n_embd squared, "
                                   "the embedding and lm_head only with n_embd.", hint)

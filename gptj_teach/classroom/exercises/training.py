@@ -7,13 +7,8 @@ import numbers
 import torch
 
 from ...gptj import tokenizer
+from ...gptj.model import cross_entropy, next_token_loss
 from .grading import _call, _check_number, _first_failure, _verdict
-
-
-def _reference_next_token_loss(logits, ids):
-    """transformers' rule: the logits at position t are scored against the token at t + 1."""
-    vocab = logits.shape[-1]
-    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), ids[:, 1:].reshape(-1))
 
 
 def check_next_token_loss(fn) -> bool:
@@ -38,7 +33,7 @@ def check_next_token_loss(fn) -> bool:
             return "that is the sum over positions: take the mean"
         return "cross-entropy of logits[:, :-1] against ids[:, 1:], flattened to (positions, vocab) and (positions,)"
 
-    hint = _first_failure(fn, cases, _reference_next_token_loss,
+    hint = _first_failure(fn, cases, next_token_loss,
                           lambda got, exp: isinstance(got, torch.Tensor) and got.numel() == 1
                           and torch.allclose(got.detach().float().reshape(()), exp, atol=1e-5), diagnose)
     return _verdict(hint is None, "Every position of every window is a training example: seq predictions per window.",
@@ -140,8 +135,7 @@ def _train_step_reference(model, optimizer, x, lr, clip, zero=True, clipped=True
     if zero:
         optimizer.zero_grad(set_to_none=True)
     logits = model(x).logits  # (batch, seq, vocab)
-    loss = _reference_next_token_loss(logits, x) if shifted else torch.nn.functional.cross_entropy(
-        logits.flatten(0, 1), x.flatten())
+    loss = next_token_loss(logits, x) if shifted else cross_entropy(logits, x)  # unshifted: position t scores token t
     loss.backward()
     if clipped:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
