@@ -38,19 +38,23 @@ def timed_in_turn(runs: dict, repeats: int) -> tuple[dict, dict]:
 
 def runs_for(mode: dict, ours, theirs, ids, n: int, seed: int = 0) -> dict:
     """The three ways to continue `ids` by exactly n tokens (eos is just another token), each from `seed`."""
+
     def seeded(fn):
         def run():
             torch.manual_seed(seed)
             return fn()
+
         return run
 
     def run_theirs():
         with torch.inference_mode():
             return theirs.generate(ids, max_new_tokens=n, top_k=0, pad_token_id=theirs.config.eos_token_id, **mode)
 
-    return {"transformers": seeded(run_theirs),
-            "eager": seeded(lambda: gt.generate(ours, ids, max_new_tokens=n, eos_token_id=None, **mode)),
-            "compiled": seeded(lambda: gt.generate(ours, ids, max_new_tokens=n, eos_token_id=None, fast=True, **mode))}
+    return {
+        "transformers": seeded(run_theirs),
+        "eager": seeded(lambda: gt.generate(ours, ids, max_new_tokens=n, eos_token_id=None, **mode)),
+        "compiled": seeded(lambda: gt.generate(ours, ids, max_new_tokens=n, eos_token_id=None, fast=True, **mode)),
+    }
 
 
 def main(argv=None):
@@ -68,10 +72,16 @@ def main(argv=None):
     theirs = gt.reference.from_pretrained(gt.checkpoint.resolve(args.model), attn_implementation=None)
     theirs.generation_config.eos_token_id = None  # both: exactly n tokens
     ids = tok(PROMPT, return_tensors="pt").input_ids
-    report = {"model": args.model, "prompt_tokens": ids.shape[1], "new_tokens": args.new_tokens,
-              "repeats": args.repeats, "threads": torch.get_num_threads(),
-              "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "transformers": transformers.__version__}
+    report = {
+        "model": args.model,
+        "prompt_tokens": ids.shape[1],
+        "new_tokens": args.new_tokens,
+        "repeats": args.repeats,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
     for name, mode in MODES.items():
         seconds, out = timed_in_turn(runs_for(mode, ours, theirs, ids, args.new_tokens), args.repeats)
         report[name] = {

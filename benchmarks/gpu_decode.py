@@ -20,8 +20,11 @@ import transformers
 
 import gptj_teach as gt
 
-CONFIGS = {"6b": {}, "small": dict(n_embd=256, n_head=4, rotary_dim=16, n_layer=2, n_positions=2048),
-           "medium": dict(n_embd=1536, n_head=12, rotary_dim=32, n_layer=12, n_positions=2048)}
+CONFIGS = {
+    "6b": {},
+    "small": dict(n_embd=256, n_head=4, rotary_dim=16, n_layer=2, n_positions=2048),
+    "medium": dict(n_embd=1536, n_head=12, rotary_dim=32, n_layer=12, n_positions=2048),
+}
 
 
 def build(config, device, dtype):
@@ -115,18 +118,28 @@ def main(argv=None):
     overall, confident, n_confident = top1_agreement(ours, theirs, long_prompt)
     roofline = bandwidth / weight_bytes if bandwidth else None
     result = {
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "config": args.config,
-        "dtype": args.dtype, "torch": torch.__version__, "transformers": transformers.__version__,
-        "prompt_tokens": args.prompt, "new_tokens": n, "weights_read_per_token_gb": round(weight_bytes / 1e9, 2),
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "config": args.config,
+        "dtype": args.dtype,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "prompt_tokens": args.prompt,
+        "new_tokens": n,
+        "weights_read_per_token_gb": round(weight_bytes / 1e9, 2),
         "copy_bandwidth_tb_s": round(bandwidth / 1e12, 3) if bandwidth else None,
         "roofline_tokens_per_s": round(roofline, 1) if roofline else None,
-        "transformers_tokens_per_s": round(n / t_hf, 1), "ours_eager_tokens_per_s": round(n / t_eager, 1),
-        "ours_fast_tokens_per_s": round(n / t_fast, 1), "fast_over_transformers": round(t_hf / t_fast, 2),
+        "transformers_tokens_per_s": round(n / t_hf, 1),
+        "ours_eager_tokens_per_s": round(n / t_eager, 1),
+        "ours_fast_tokens_per_s": round(n / t_fast, 1),
+        "fast_over_transformers": round(t_hf / t_fast, 2),
         "fast_over_roofline": round((n / t_fast) / roofline, 3) if roofline else None,
         "prefill_512_ms": {"transformers": round(prefill_hf * 1e3, 2), "ours": round(prefill_ours * 1e3, 2)},
         "peak_gpu_gb_at_2048_context": round(peak, 2) if peak else None,
-        "top1_agreement_512": {"overall": round(overall, 4), "margin_over_0.05": round(confident, 4),
-                               "positions_with_margin": n_confident},
+        "top1_agreement_512": {
+            "overall": round(overall, 4),
+            "margin_over_0.05": round(confident, 4),
+            "positions_with_margin": n_confident,
+        },
         "fast_equals_eager_greedy": bool(torch.equal(fast_ids, eager_ids)),
     }
     print(json.dumps(result, indent=2))

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import torch
 import transformers
-
 from safetensors.torch import save_file
 
 import gptj_teach as gt
@@ -47,12 +46,15 @@ def first_forward(model):
         torch.cuda.synchronize()
 """
 
-MEASURE = """
+MEASURE = (
+    """
 import json, pathlib, sys, tempfile, time, torch, transformers, gptj_teach as gt
 def high_water_mark():  # the peak RSS of this process so far (VmHWM; ru_maxrss would include the parent's)
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
     return int(line.split()[1]) * 1024
-""" + FIRST_FORWARD + """
+"""
+    + FIRST_FORWARD
+    + """
 # Warm up: load a 60 kB checkpoint of the same layout first and run it, so that the tokenizer, the library code
 # that loading and the forward run (a CUDA build of torch maps ~0.1 GB more of it) and the allocator's first
 # arenas count in the baseline, not as the cost of holding the weights.
@@ -77,12 +79,16 @@ print(json.dumps({"load_s": loaded, "load_and_first_forward_s": seconds, "baseli
                   "peak_minus_model_gb": (peak - baseline - model_bytes) / 1e9,
                   "gpu_peak_gb": torch.cuda.max_memory_allocated() / 1e9 if sys.argv[2] == "cuda" else None}))
 """
+)
 
 # transformers maps safetensors too: from_pretrained returns soon, and the first forward reads the pages.
-MEASURE_TRANSFORMERS = """
+MEASURE_TRANSFORMERS = (
+    """
 import json, sys, tempfile, time, torch, transformers
 transformers.logging.set_verbosity_error()
-""" + FIRST_FORWARD + """
+"""
+    + FIRST_FORWARD
+    + """
 with tempfile.TemporaryDirectory() as warm:  # warm up as for ours: the code loading and the forward run, imported once
     transformers.GPTJForCausalLM(transformers.GPTJConfig(n_embd=32, n_head=2, rotary_dim=8, n_layer=1,
                                                          vocab_size=64)).save_pretrained(warm)
@@ -93,6 +99,7 @@ loaded = time.perf_counter() - start
 first_forward(model)
 print(json.dumps({"load_s": loaded, "load_and_first_forward_s": time.perf_counter() - start}))
 """
+)
 
 
 def drop_page_cache(directory: Path) -> None:
@@ -106,8 +113,11 @@ def drop_page_cache(directory: Path) -> None:
 
 def fresh_process(script: str, *args) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # a local directory: no request to the hub, even to check
-    return json.loads(subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
-                                     check=True, env=env).stdout)
+    return json.loads(
+        subprocess.run(
+            [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True, env=env
+        ).stdout
+    )
 
 
 def random_state(config) -> dict:
@@ -122,8 +132,10 @@ def random_state(config) -> dict:
 def write_checkpoints(config, root: Path) -> dict:
     """The two layouts, written once from one random fp16 state dict (12.1 GB for the 6B)."""
     paths = {"bin": root / "bin", "sharded-safetensors": root / "safetensors"}
-    if all((paths[k] / f).exists() for k, f in (("bin", "pytorch_model.bin"),
-                                                 ("sharded-safetensors", "model.safetensors.index.json"))):
+    if all(
+        (paths[k] / f).exists()
+        for k, f in (("bin", "pytorch_model.bin"), ("sharded-safetensors", "model.safetensors.index.json"))
+    ):
         return paths
     state = random_state(config)
     for path in paths.values():
@@ -157,26 +169,41 @@ def main(argv=None):
     transformers.logging.set_verbosity_error()
     config = transformers.GPTJConfig(**CONFIGS[args.config])
     paths = write_checkpoints(config, args.dir / args.config)
-    loads = {"bin": (MEASURE, paths["bin"]), "sharded-safetensors": (MEASURE, paths["sharded-safetensors"]),
-             "transformers-sharded-safetensors": (MEASURE_TRANSFORMERS, paths["sharded-safetensors"])}
+    loads = {
+        "bin": (MEASURE, paths["bin"]),
+        "sharded-safetensors": (MEASURE, paths["sharded-safetensors"]),
+        "transformers-sharded-safetensors": (MEASURE_TRANSFORMERS, paths["sharded-safetensors"]),
+    }
     runs = {name: [] for name in loads}
     for round_ in range(args.repeats):
-        names = list(loads)[round_ % len(loads):] + list(loads)[:round_ % len(loads)]  # none always follows one
+        names = list(loads)[round_ % len(loads) :] + list(loads)[: round_ % len(loads)]  # none always follows one
         for name in names:
             script, path = loads[name]
             drop_page_cache(path)
             runs[name].append(fresh_process(script, path, args.device))
             print(name, json.dumps({k: round(v, 2) for k, v in runs[name][-1].items() if v is not None}), flush=True)
-    first_logits = {name: statistics.median(r["load_and_first_forward_s"] for r in results)
-                    for name, results in runs.items()}
-    ratios = {"safetensors_over_bin": first_logits["sharded-safetensors"] / first_logits["bin"],
-              "ours_over_transformers": first_logits["sharded-safetensors"]
-              / first_logits["transformers-sharded-safetensors"]}
+    first_logits = {
+        name: statistics.median(r["load_and_first_forward_s"] for r in results) for name, results in runs.items()
+    }
+    ratios = {
+        "safetensors_over_bin": first_logits["sharded-safetensors"] / first_logits["bin"],
+        "ours_over_transformers": first_logits["sharded-safetensors"]
+        / first_logits["transformers-sharded-safetensors"],
+    }
     peaks = {name: max(r["peak_minus_model_gb"] for r in runs[name]) for name in ("bin", "sharded-safetensors")}
-    print(json.dumps({"config": args.config, "device": args.device, "repeats": args.repeats,
-                      "median_seconds_to_first_logits": {k: round(v, 2) for k, v in first_logits.items()},
-                      "max_peak_minus_model_gb": {k: round(v, 3) for k, v in peaks.items()},
-                      "ratios": {k: round(v, 3) for k, v in ratios.items()}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "config": args.config,
+                "device": args.device,
+                "repeats": args.repeats,
+                "median_seconds_to_first_logits": {k: round(v, 2) for k, v in first_logits.items()},
+                "max_peak_minus_model_gb": {k: round(v, 3) for k, v in peaks.items()},
+                "ratios": {k: round(v, 3) for k, v in ratios.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,20 @@ from .generation.loop import generate, stream
 from .gptj.tokenizer import load_tokenizer
 
 __version__ = "0.2.0"
-__all__ = ["CheckpointError", "GPTJTeachError", "InputError", "InputTypeError", "GPTJForCausalLM",
-           "GPTJForQuestionAnswering", "GPTJForSequenceClassification",
-           "GPTJModel", "generate", "load", "load_tokenizer", "stream"]
+__all__ = [
+    "CheckpointError",
+    "GPTJTeachError",
+    "InputError",
+    "InputTypeError",
+    "GPTJForCausalLM",
+    "GPTJForQuestionAnswering",
+    "GPTJForSequenceClassification",
+    "GPTJModel",
+    "generate",
+    "load",
+    "load_tokenizer",
+    "stream",
+]
 SUBPACKAGES = {"gptj", "generation", "show", "interpret", "train", "classroom"}
 MODULES = {"api", "checkpoint", "reference", "parity", "checks", "errors", "saving", "cli"}
 _moved.install()

@@ -14,13 +14,29 @@ import sys
 import warnings
 
 MOVED = {  # old name (under gptj_teach) -> new name; the old ones go in 0.3
-    "tokenizer": "gptj.tokenizer", "rotary": "gptj.rotary", "attention": "gptj.attention", "cache": "gptj.cache",
-    "block": "gptj.block", "model": "gptj.model", "outputs": "gptj.outputs", "sizes": "gptj.sizes",
-    "sampling": "generation.sampling", "fast": "generation.fast",
-    "activations": "interpret.activations", "circuits": "interpret.circuits", "induction": "interpret.induction",
-    "corpus": "train.corpus", "training": "train.loop", "fused_loss": "train.fused_loss",
-    "viz": "show.viz", "bertviz_views": "show.bertviz_views", "widgets": "show.widgets", "explorer": "show.explorer",
-    "memory": "show.memory", "student": "classroom.student", "exercises": "classroom.exercises",
+    "tokenizer": "gptj.tokenizer",
+    "rotary": "gptj.rotary",
+    "attention": "gptj.attention",
+    "cache": "gptj.cache",
+    "block": "gptj.block",
+    "model": "gptj.model",
+    "outputs": "gptj.outputs",
+    "sizes": "gptj.sizes",
+    "sampling": "generation.sampling",
+    "fast": "generation.fast",
+    "activations": "interpret.activations",
+    "circuits": "interpret.circuits",
+    "induction": "interpret.induction",
+    "corpus": "train.corpus",
+    "training": "train.loop",
+    "fused_loss": "train.fused_loss",
+    "viz": "show.viz",
+    "bertviz_views": "show.bertviz_views",
+    "widgets": "show.widgets",
+    "explorer": "show.explorer",
+    "memory": "show.memory",
+    "student": "classroom.student",
+    "exercises": "classroom.exercises",
 }
 
 
@@ -29,8 +45,10 @@ def caller_level() -> int:
     own ``import`` or ``gt.rotary``, which is where the warning should point. (``warnings.warn`` skips the import
     machinery's frames by itself, so only this package's frames are counted.)"""
     frame, level = sys._getframe(2), 2
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen")
-                                 or frame.f_globals.get("__name__", "").split(".")[0] == "gptj_teach"):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith("<frozen")
+        or frame.f_globals.get("__name__", "").split(".")[0] == "gptj_teach"
+    ):
         level += not frame.f_code.co_filename.startswith("<frozen")
         frame = frame.f_back
     return level
@@ -41,13 +59,16 @@ def redirect(old: str):
     Jupyter and Python show by default, unlike a DeprecationWarning raised inside a library)."""
     new = MOVED[old]
     sys.modules[f"gptj_teach.{old}"] = module = importlib.import_module(f"gptj_teach.{new}")
-    warnings.warn(f"gptj_teach.{old} moved to gptj_teach.{new}: import it from there (the old name goes in 0.3)",
-                  FutureWarning, stacklevel=caller_level())
+    warnings.warn(
+        f"gptj_teach.{old} moved to gptj_teach.{new}: import it from there (the old name goes in 0.3)",
+        FutureWarning,
+        stacklevel=caller_level(),
+    )
     return module
 
 
 class OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """``import gptj_teach.<old name>``: the import system asks this finder first, and it hands back the moved module."""
+    """``import gptj_teach.<old name>``: the import system asks this finder first; it hands back the moved module."""
 
     def find_spec(self, fullname, path=None, target=None):
         package, _, old = fullname.partition(".")

@@ -47,24 +47,46 @@ from .saving import shard_names
 
 TINY = Path(__file__).parent / "checkpoints" / "tiny"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")  # in transformers' order of preference
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)  # in transformers' order of preference
 PROGRESS_BYTES = 200e6  # show a progress bar for loads above this size
-SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-                      "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
-                      "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-                      "U64": torch.uint64, "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8,
-                      "BOOL": torch.bool}  # the format also names C64, F8_E8M0, F6_*, F4: refused by name below
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U64": torch.uint64,
+    "U32": torch.uint32,
+    "U16": torch.uint16,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}  # the format also names C64, F8_E8M0, F6_*, F4: refused by name below
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
 LEGACY_BUFFERS = (".attn.bias", ".attn.masked_bias")  # old checkpoints stored the causal mask; we build it
 Model = GPTJForCausalLM | GPTJForSequenceClassification | GPTJForQuestionAnswering | GPTJModel  # what load builds
-CLASSES = {cls.__name__: cls for cls in (GPTJForCausalLM, GPTJForSequenceClassification, GPTJForQuestionAnswering,
-                                         GPTJModel)}
+CLASSES = {
+    cls.__name__: cls for cls in (GPTJForCausalLM, GPTJForSequenceClassification, GPTJForQuestionAnswering, GPTJModel)
+}
 
 
-def load(name_or_path: str | os.PathLike = "tiny", revision: str | None = None, dtype: torch.dtype | str | None = None,
-         device: torch.device | str | None = None, progress: bool | None = None,
-         cls: type[Model] | str = GPTJForCausalLM) -> tuple[Model, GPT2Tokenizer]:
+def load(
+    name_or_path: str | os.PathLike = "tiny",
+    revision: str | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: torch.device | str | None = None,
+    progress: bool | None = None,
+    cls: type[Model] | str = GPTJForCausalLM,
+) -> tuple[Model, GPT2Tokenizer]:
     """Load a GPT-J causal LM and its tokenizer: ``model, tok = load("tiny")``.
 
     name_or_path: ``"tiny"`` (the checkpoint shipped in the package), a local directory in the Hugging Face
@@ -79,8 +101,9 @@ def load(name_or_path: str | os.PathLike = "tiny", revision: str | None = None, 
     if cls not in CLASSES.values():
         raise InputError(f"cls must be one of {', '.join(CLASSES)} (the class or its name), got {cls!r}")
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise InputTypeError(f"name_or_path must be 'tiny', a directory or a hub id (a str or a Path), got "
-                             f"{type(name_or_path).__name__}")
+        raise InputTypeError(
+            f"name_or_path must be 'tiny', a directory or a hub id (a str or a Path), got {type(name_or_path).__name__}"
+        )
     if revision is not None and not isinstance(revision, str):
         raise InputTypeError(f"revision must be a branch, tag or commit name (a str), got {type(revision).__name__}")
     dtype = torch.float32 if dtype is None else check_dtype(dtype)
@@ -95,7 +118,9 @@ def resolve(name_or_path: str | os.PathLike, revision: str | None = None) -> Pat
     """The local directory for "tiny", a path, or a hub id (downloading it)."""
     if str(name_or_path) == "tiny":
         if not (TINY / "config.json").exists():
-            raise CheckpointError(f"the tiny checkpoint is missing from {TINY}: reinstall gptj_teach or run `make tiny`")
+            raise CheckpointError(
+                f"the tiny checkpoint is missing from {TINY}: reinstall gptj_teach or run `make tiny`"
+            )
         return TINY
     path = Path(name_or_path).expanduser()
     if path.is_dir():
@@ -104,8 +129,9 @@ def resolve(name_or_path: str | os.PathLike, revision: str | None = None) -> Pat
         raise CheckpointError(f"{path} is a file; pass the checkpoint *directory* that holds config.json")
     if HUB_ID.match(str(name_or_path)) and not str(name_or_path).startswith((".", "/", "~")):
         return download(str(name_or_path), revision)
-    raise CheckpointError(f"no such directory: {path}. Pass 'tiny', a checkpoint directory, or a hub id like "
-                          "'EleutherAI/gpt-j-6B'")
+    raise CheckpointError(
+        f"no such directory: {path}. Pass 'tiny', a checkpoint directory, or a hub id like 'EleutherAI/gpt-j-6B'"
+    )
 
 
 def download(repo_id: str, revision: str | None = None) -> Path:
@@ -122,9 +148,11 @@ def download(repo_id: str, revision: str | None = None) -> Path:
     except CheckpointError:
         raise
     except Exception as error:  # no network, unknown repository or revision, ...
-        raise CheckpointError(f"could not download {repo_id!r} (revision {revision!r}) from the Hugging Face Hub: "
-                              f"{type(error).__name__}: {error}. Check the name and your internet connection, "
-                              "or pass a local checkpoint directory") from error
+        raise CheckpointError(
+            f"could not download {repo_id!r} (revision {revision!r}) from the Hugging Face Hub: "
+            f"{type(error).__name__}: {error}. Check the name and your internet connection, "
+            "or pass a local checkpoint directory"
+        ) from error
 
 
 def read_config(directory: Path) -> GPTJConfig:
@@ -157,16 +185,20 @@ def weight_files(directory: Path) -> list[Path]:
         raise CheckpointError(f"no weights in {directory}: expected one of {', '.join(WEIGHT_FILES)}")
     for whole in ("model.safetensors", "pytorch_model.bin"):
         if whole in present and f"{whole}.index.json" in present:
-            raise CheckpointError(f"{directory} holds {whole} and {whole}.index.json: two checkpoints, whole and "
-                                  "sharded, that may differ. Delete the one you do not want (or save again)")
+            raise CheckpointError(
+                f"{directory} holds {whole} and {whole}.index.json: two checkpoints, whole and "
+                "sharded, that may differ. Delete the one you do not want (or save again)"
+            )
     path = Path(directory) / present[0]
     if not path.name.endswith(".index.json"):
         return [path]
     shards = [path.parent / name for name in shard_names(path)]
     missing = [shard.name for shard in shards if not shard.exists()]
     if missing:
-        raise CheckpointError(f"{path} names {len(missing)} shard(s) that are missing, first {missing[0]!r}: "
-                              "download or save the checkpoint again")
+        raise CheckpointError(
+            f"{path} names {len(missing)} shard(s) that are missing, first {missing[0]!r}: "
+            "download or save the checkpoint again"
+        )
     return shards
 
 
@@ -176,10 +208,19 @@ def read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
         raise CheckpointError(f"{path} is listed in the index but missing: download the checkpoint again")
     try:
         yield from (read_safetensors(path) if path.suffix == ".safetensors" else read_pickle(path))
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, json.JSONDecodeError, UnicodeDecodeError,
-            zipfile.BadZipFile) as error:  # what a damaged file (or a pickle that would run code) makes them raise
-        raise CheckpointError(f"cannot read {path}: {type(error).__name__}: {error}. The file may be truncated or "
-                              "corrupt (an interrupted download?): delete it and download or save it again") from error
+    except (
+        OSError,
+        EOFError,
+        RuntimeError,
+        pickle.UnpicklingError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        zipfile.BadZipFile,
+    ) as error:  # what a damaged file (or a pickle that would run code) makes them raise
+        raise CheckpointError(
+            f"cannot read {path}: {type(error).__name__}: {error}. The file may be truncated or "
+            "corrupt (an interrupted download?): delete it and download or save it again"
+        ) from error
 
 
 def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
@@ -191,8 +232,10 @@ def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
         header_length = int.from_bytes(f.read(8), "little")
         data_bytes = os.fstat(f.fileno()).st_size - 8 - header_length
         if header_length > MAX_HEADER_BYTES or data_bytes < 0:
-            raise CheckpointError(f"{path} is not a safetensors file: its header claims {header_length} bytes "
-                                  f"(the file is truncated, or another format)")
+            raise CheckpointError(
+                f"{path} is not a safetensors file: its header claims {header_length} bytes "
+                f"(the file is truncated, or another format)"
+            )
         header = json.loads(f.read(header_length))
         entries = check_safetensors_header(path, header, data_bytes)  # every size checked before any tensor is made
         mapped = torch.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY), dtype=torch.uint8)
@@ -200,11 +243,12 @@ def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
         yield name, tensor_from(mapped.untyped_storage(), 8 + header_length + start, end - start, dtype, shape)
 
 
-def tensor_from(storage: torch.UntypedStorage, offset: int, nbytes: int, dtype: torch.dtype,
-                shape: list[int]) -> torch.Tensor:
+def tensor_from(
+    storage: torch.UntypedStorage, offset: int, nbytes: int, dtype: torch.dtype, shape: list[int]
+) -> torch.Tensor:
     """A tensor of ``nbytes`` bytes of ``storage`` from ``offset``, in its own storage that shares those bytes
     (so ``torch.save`` or ``copy.deepcopy`` of one weight copies that weight, not the whole file)."""
-    piece = storage[offset:offset + nbytes]  # shares the bytes, and keeps the map open while it lives
+    piece = storage[offset : offset + nbytes]  # shares the bytes, and keeps the map open while it lives
     if offset % dtype.itemsize:  # the format does not promise alignment: copy into new (aligned) memory
         return torch.empty(0, dtype=torch.uint8).set_(piece).clone().view(dtype).view(shape)
     return torch.empty(0, dtype=dtype).set_(piece).view(shape)
@@ -222,16 +266,22 @@ def check_safetensors_header(path: Path, header: object, data_bytes: int) -> lis
             dtype_name, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
             assert all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in [*shape, start, end])
         except (KeyError, TypeError, ValueError, AssertionError):
-            raise CheckpointError(f"{path}: the header entry of {name!r} is malformed ({str(info)[:100]}): the file "
-                                  "is corrupt; download or save it again") from None
+            raise CheckpointError(
+                f"{path}: the header entry of {name!r} is malformed ({str(info)[:100]}): the file "
+                "is corrupt; download or save it again"
+            ) from None
         if dtype_name not in SAFETENSORS_DTYPES:
-            raise CheckpointError(f"{path}: tensor {name!r} is stored as {dtype_name}, a type gptj_teach cannot "
-                                  f"load (it reads {', '.join(SAFETENSORS_DTYPES)}): save it in fp16, bf16 or fp32")
+            raise CheckpointError(
+                f"{path}: tensor {name!r} is stored as {dtype_name}, a type gptj_teach cannot "
+                f"load (it reads {', '.join(SAFETENSORS_DTYPES)}): save it in fp16, bf16 or fp32"
+            )
         dtype = SAFETENSORS_DTYPES[dtype_name]
         if end - start != dtype.itemsize * math.prod(shape) or end > data_bytes:
-            raise CheckpointError(f"{path}: tensor {name!r} claims bytes {start}..{end} for shape {shape} of "
-                                  f"{dtype_name}, but the file holds {data_bytes} data bytes: the file is truncated "
-                                  "or corrupt; download or save it again")
+            raise CheckpointError(
+                f"{path}: tensor {name!r} claims bytes {start}..{end} for shape {shape} of "
+                f"{dtype_name}, but the file holds {data_bytes} data bytes: the file is truncated "
+                "or corrupt; download or save it again"
+            )
         entries.append((name, (dtype, shape, start, end)))
     return entries
 
@@ -266,8 +316,14 @@ def release_pages(tensor: torch.Tensor) -> None:
         ctypes.CDLL(None).madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), 4)  # 4: MADV_DONTNEED
 
 
-def load_weights(cls: type[Model], config: GPTJConfig, directory: Path, dtype: torch.dtype, device: torch.device,
-                 progress: bool | None = None) -> Model:
+def load_weights(
+    cls: type[Model],
+    config: GPTJConfig,
+    directory: Path,
+    dtype: torch.dtype,
+    device: torch.device,
+    progress: bool | None = None,
+) -> Model:
     """Build ``cls(config)`` on the meta device, then fill it tensor by tensor from ``directory``."""
     with torch.device("meta"):
         model = cls(config)
@@ -285,13 +341,16 @@ def load_weights(cls: type[Model], config: GPTJConfig, directory: Path, dtype: t
                 bar.update(tensor.nbytes)
     missing = [name for name, t in expected.items() if t.is_meta]
     if missing:
-        raise CheckpointError(f"{directory} lacks {len(missing)} weights of the model, first {missing[0]!r}: "
-                              "is it a complete GPT-J causal LM checkpoint?")
+        raise CheckpointError(
+            f"{directory} lacks {len(missing)} weights of the model, first {missing[0]!r}: "
+            "is it a complete GPT-J causal LM checkpoint?"
+        )
     return model
 
 
-def put_tensor(model: torch.nn.Module, expected: dict, name: str, tensor: torch.Tensor, dtype: torch.dtype,
-               device: torch.device) -> bool:
+def put_tensor(
+    model: torch.nn.Module, expected: dict, name: str, tensor: torch.Tensor, dtype: torch.dtype, device: torch.device
+) -> bool:
     """Check one tensor's name and shape against the model, convert it, and put it in place. A tensor that
     already has the wanted dtype and device is put in as it is. Returns whether it was (False: converted)."""
     if name.endswith(LEGACY_BUFFERS):
@@ -302,11 +361,15 @@ def put_tensor(model: torch.nn.Module, expected: dict, name: str, tensor: torch.
         return False  # a head: not part of the body
     if name not in expected:
         hint = " (keys of a GPTJModel lack the 'transformer.' prefix)" if f"transformer.{name}" in expected else ""
-        raise CheckpointError(f"unexpected weight {name!r} in the checkpoint{hint}: was it saved with another head? "
-                              f"Pass cls= the class it was saved as (config.json's 'architectures')")
+        raise CheckpointError(
+            f"unexpected weight {name!r} in the checkpoint{hint}: was it saved with another head? "
+            f"Pass cls= the class it was saved as (config.json's 'architectures')"
+        )
     if tuple(tensor.shape) != tuple(expected[name].shape):
-        raise CheckpointError(f"{name!r} has shape {tuple(tensor.shape)} in the checkpoint but the config asks for "
-                              f"{tuple(expected[name].shape)}: config.json and the weights do not belong together")
+        raise CheckpointError(
+            f"{name!r} has shape {tuple(tensor.shape)} in the checkpoint but the config asks for "
+            f"{tuple(expected[name].shape)}: config.json and the weights do not belong together"
+        )
     module_name, _, attr = name.rpartition(".")
     value = tensor.to(device=device, dtype=dtype)  # the tensor itself when nothing changes
     setattr(model.get_submodule(module_name), attr, torch.nn.Parameter(value, requires_grad=value.is_floating_point()))

@@ -83,8 +83,10 @@ def check_token_ids(ids, name: str, vocab_size: int, min_length: int = 1, dims: 
     if ids.numel() < min_length:
         raise InputError(f"{name} holds {ids.numel()} tokens; at least {min_length} are needed")
     if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise InputError(f"{name} holds ids from {ids.min().item()} to {ids.max().item()}, outside [0, {vocab_size}): "
-                         "were they encoded with the vocabulary this model was built for (CompactVocabulary.encode)?")
+        raise InputError(
+            f"{name} holds ids from {ids.min().item()} to {ids.max().item()}, outside [0, {vocab_size}): "
+            "were they encoded with the vocabulary this model was built for (CompactVocabulary.encode)?"
+        )
     return ids
 
 
@@ -93,16 +95,30 @@ def check_tensor(value, name: str, dims: int | None, kinds: str = "integer") -> 
     integer or float), "float" or "labels" (integer or float)."""
     if not isinstance(value, torch.Tensor):
         hint = "; for text use tok(text, return_tensors='pt').input_ids" if name == "input_ids" else ""
-        raise InputTypeError(f"{name} must be a torch.Tensor, got {describe(value)}: wrap it with torch.tensor(...){hint}")
-    floating, integer = value.dtype.is_floating_point, not (value.dtype.is_floating_point or value.dtype.is_complex
-                                                             or value.dtype == torch.bool)
-    allowed = {"integer": integer, "mask": not value.dtype.is_complex, "float": floating,
-               "labels": integer or floating}[kinds]
+        raise InputTypeError(
+            f"{name} must be a torch.Tensor, got {describe(value)}: wrap it with torch.tensor(...){hint}"
+        )
+    floating, integer = (
+        value.dtype.is_floating_point,
+        not (value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool),
+    )
+    allowed = {
+        "integer": integer,
+        "mask": not value.dtype.is_complex,
+        "float": floating,
+        "labels": integer or floating,
+    }[kinds]
     if not allowed:
-        wanted = {"integer": "integer ids", "mask": "0/1 entries", "float": "floating-point numbers",
-                  "labels": "integer classes or float targets"}[kinds]
-        raise InputTypeError(f"{name} must hold {wanted}, got dtype {value.dtype}; convert with "
-                             f"{'.long()' if kinds != 'float' else '.float()'}")
+        wanted = {
+            "integer": "integer ids",
+            "mask": "0/1 entries",
+            "float": "floating-point numbers",
+            "labels": "integer classes or float targets",
+        }[kinds]
+        raise InputTypeError(
+            f"{name} must hold {wanted}, got dtype {value.dtype}; convert with "
+            f"{'.long()' if kinds != 'float' else '.float()'}"
+        )
     if dims is not None and value.dim() != dims:
         shape = {1: "(batch,)", 2: "(batch, seq)", 4: "(batch, heads, seq, head_dim)"}[dims]
         hint = f"; for a single sequence use {name}[None]" if dims == 2 and value.dim() == 1 else ""
@@ -118,11 +134,15 @@ def check_input_ids(input_ids, vocab_size: int, n_positions: int, past_length: i
         raise InputError(f"input_ids is empty (shape {tuple(input_ids.shape)}): give the model at least one token")
     bad = (input_ids < 0) | (input_ids >= vocab_size)
     if bad.any():
-        raise InputError(f"input_ids holds token id {input_ids[bad][0].item()}, outside the vocabulary [0, "
-                         f"{vocab_size}): was this text encoded with the GPT-J tokenizer (gt.load_tokenizer())?")
+        raise InputError(
+            f"input_ids holds token id {input_ids[bad][0].item()}, outside the vocabulary [0, "
+            f"{vocab_size}): was this text encoded with the GPT-J tokenizer (gt.load_tokenizer())?"
+        )
     if past_length + input_ids.shape[1] > n_positions:
-        raise InputError(f"{past_length} cached + {input_ids.shape[1]} new tokens exceed n_positions "
-                         f"({n_positions}), the longest context this model supports: shorten the prompt")
+        raise InputError(
+            f"{past_length} cached + {input_ids.shape[1]} new tokens exceed n_positions "
+            f"({n_positions}), the longest context this model supports: shorten the prompt"
+        )
     return input_ids
 
 
@@ -132,8 +152,10 @@ def check_attention_mask(attention_mask, batch: int, total_length: int) -> torch
         return None
     attention_mask = check_tensor(attention_mask, "attention_mask", 2, "mask")
     if tuple(attention_mask.shape) != (batch, total_length):
-        raise InputError(f"attention_mask must have shape (batch, past + seq) = {(batch, total_length)}, "
-                         f"got {tuple(attention_mask.shape)}: one 0/1 entry per token, cached ones included")
+        raise InputError(
+            f"attention_mask must have shape (batch, past + seq) = {(batch, total_length)}, "
+            f"got {tuple(attention_mask.shape)}: one 0/1 entry per token, cached ones included"
+        )
     if ((attention_mask != 0) & (attention_mask != 1)).any():
         raise InputError("attention_mask must hold only 0 (padding) and 1 (real token)")
     return attention_mask.long()
@@ -145,8 +167,11 @@ def check_position_ids(position_ids, batch: int, seq: int, n_positions: int) -> 
         return None
     position_ids = check_tensor(position_ids, "position_ids", 2).long()
     if position_ids.shape[1] != seq or position_ids.shape[0] not in (1, batch):
-        raise InputError(f"position_ids must have shape ({'1' if batch == 1 else f'{batch} or 1'}, {seq}), one position per new token, "
-                         f"got {tuple(position_ids.shape)}")
+        raise InputError(
+            f"position_ids must have shape ({'1' if batch == 1 else f'{batch} or 1'}, {seq}), "
+            "one position per new token, "
+            f"got {tuple(position_ids.shape)}"
+        )
     if ((position_ids < 0) | (position_ids >= n_positions)).any():
         raise InputError(f"position_ids must be in [0, n_positions) = [0, {n_positions})")
     return position_ids
@@ -166,27 +191,44 @@ def check_cache(cache, config, batch: int, new: int, dtype, device) -> KVCache:
     """A KV cache: a ``DynamicCache`` / ``StaticCache`` (e.g. the ``.cache`` of an earlier output), or one
     (keys, values) pair per layer, each (batch, heads, length, head_dim) in the model's dtype and device.
     new: how many tokens the call adds. Returns a cache object (pairs become a ``DynamicCache``)."""
-    if isinstance(cache, (tuple, list)) and len(cache) == config.n_layer and all(
-            isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in cache):
+    if (
+        isinstance(cache, (tuple, list))
+        and len(cache) == config.n_layer
+        and all(isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in cache)
+    ):
         cache = DynamicCache.from_pairs(cache)
     if not isinstance(cache, KVCache) or len(cache) not in (0, config.n_layer):
-        raise InputTypeError(f"cache must be a gt.gptj.cache.DynamicCache or StaticCache, e.g. the .cache of an earlier "
-                             f"output, or one (keys, values) pair per layer ({config.n_layer}), got {describe(cache)}")
+        raise InputTypeError(
+            f"cache must be a gt.gptj.cache.DynamicCache or StaticCache, e.g. the .cache of an earlier "
+            f"output, or one (keys, values) pair per layer ({config.n_layer}), got {describe(cache)}"
+        )
     if len(cache):  # every tensor must have the shape of layer 0's keys, with this call's batch
         want = (batch, config.n_head, check_tensor(cache[0][0], "cache[0]", 4, "float").shape[2], head_dim(config))
     for layer, pair in enumerate(cache):  # runs at every decode step: the usual case is one comparison a tensor
         for tensor in pair:
-            if not (isinstance(tensor, torch.Tensor) and tensor.shape == want and tensor.dtype == dtype
-                    and tensor.device == device):
+            if not (
+                isinstance(tensor, torch.Tensor)
+                and tensor.shape == want
+                and tensor.dtype == dtype
+                and tensor.device == device
+            ):
                 check_tensor(tensor, f"cache[{layer}]", 4, "float")  # not a float tensor: say so first
-                raise InputError(f"cache[{layer}] must hold {dtype} tensors of shape {want} on {device}, got "
-                                 f"{describe(tensor)} on {tensor.device}: pass the cache this model returned")
+                raise InputError(
+                    f"cache[{layer}] must hold {dtype} tensors of shape {want} on {device}, got "
+                    f"{describe(tensor)} on {tensor.device}: pass the cache this model returned"
+                )
     if isinstance(cache, StaticCache):
         slots = cache.slots
-        if slots.dtype != torch.long or tuple(slots.shape) != (new,) or slots.device != device or (
-                (slots < 0) | (slots >= cache.max_len)).any():
-            raise InputError(f"a StaticCache writes {new} new tokens at cache.slots: call cache.seek(slots) first "
-                             f"with {new} int64 slots in [0, {cache.max_len}) on {device}, got {describe(slots)}")
+        if (
+            slots.dtype != torch.long
+            or tuple(slots.shape) != (new,)
+            or slots.device != device
+            or ((slots < 0) | (slots >= cache.max_len)).any()
+        ):
+            raise InputError(
+                f"a StaticCache writes {new} new tokens at cache.slots: call cache.seek(slots) first "
+                f"with {new} int64 slots in [0, {cache.max_len}) on {device}, got {describe(slots)}"
+            )
     return cache
 
 
@@ -203,12 +245,15 @@ def check_maps(maps, name: str, dims: int) -> torch.Tensor:
 def check_labels(tokens, maps: torch.Tensor, exact: bool = False) -> list:
     """One str label per key position of ``maps`` (more are allowed unless ``exact``: the last ones are used)."""
     if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
-        raise InputTypeError(f"tokens must be a list of str labels (viz.token_labels(tok, ids)), got "
-                             f"{describe(tokens)}")
+        raise InputTypeError(
+            f"tokens must be a list of str labels (viz.token_labels(tok, ids)), got {describe(tokens)}"
+        )
     needed = max(maps.shape[-2:])
     if len(tokens) < needed or (exact and len(tokens) != needed):
-        raise InputError(f"{len(tokens)} token labels for attention over {needed} positions: give one label per "
-                         "position (token_labels(tok, ids[0]) of the ids the model read)")
+        raise InputError(
+            f"{len(tokens)} token labels for attention over {needed} positions: give one label per "
+            "position (token_labels(tok, ids[0]) of the ids the model read)"
+        )
     return list(tokens)
 
 
@@ -252,11 +297,14 @@ def check_device(device) -> torch.device:
     except RuntimeError as error:
         raise InputError(f"device {device!r} is not a device name: use 'cpu', 'cuda' or 'cuda:0'") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device='cuda' but no CUDA GPU is available: use device='cpu', or on Colab choose "
-                         "Runtime > Change runtime type > GPU")
+        raise InputError(
+            "device='cuda' but no CUDA GPU is available: use device='cpu', or on Colab choose "
+            "Runtime > Change runtime type > GPU"
+        )
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise InputError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s), "
-                         "numbered from 0")
+        raise InputError(
+            f"device {str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise InputError("device='mps' but this machine has no Apple GPU: use device='cpu'")
     if device.type not in ("cpu", "cuda", "mps"):
@@ -270,8 +318,10 @@ def check_dtype(dtype, name: str = "dtype") -> torch.dtype:
         return DTYPES[dtype.removeprefix("torch.")]
     if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
         return dtype
-    raise InputError(f"{name} must be one of torch.float32, torch.float16, torch.bfloat16, torch.float64, got "
-                     f"{describe(dtype)}: weights in another type (int8, ...) would be destroyed by the cast")
+    raise InputError(
+        f"{name} must be one of torch.float32, torch.float16, torch.bfloat16, torch.float64, got "
+        f"{describe(dtype)}: weights in another type (int8, ...) would be destroyed by the cast"
+    )
 
 
 def check_text(text, name: str = "prompt") -> str:
@@ -283,16 +333,19 @@ def check_text(text, name: str = "prompt") -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise InputError(f"{name} is not valid text: character {error.start} ({text[error.start]!r}) is half of "
-                         "a character or a byte that is not UTF-8") from error
+        raise InputError(
+            f"{name} is not valid text: character {error.start} ({text[error.start]!r}) is half of "
+            "a character or a byte that is not UTF-8"
+        ) from error
     return text
 
 
 def check_tokenizer(tok) -> None:
     """Something that encodes like a transformers tokenizer (``tok(text, return_tensors="pt")``) and decodes."""
     if not (callable(tok) and callable(getattr(tok, "decode", None))):
-        raise InputTypeError(f"tok must be a tokenizer (the second value of gt.load, or gt.load_tokenizer()), got "
-                             f"{describe(tok)}")
+        raise InputTypeError(
+            f"tok must be a tokenizer (the second value of gt.load, or gt.load_tokenizer()), got {describe(tok)}"
+        )
 
 
 def check_config(config) -> None:
@@ -300,7 +353,8 @@ def check_config(config) -> None:
     if getattr(config, "model_type", None) != "gptj":
         raise InputError(
             f"expected a GPT-J config (model_type 'gptj'), got model_type {getattr(config, 'model_type', None)!r}: "
-            "gptj_teach implements GPT-J only; build one with transformers.GPTJConfig(...)")
+            "gptj_teach implements GPT-J only; build one with transformers.GPTJConfig(...)"
+        )
     for name in CONFIG_SIZES:
         check_whole(getattr(config, name), f"config.{name}", 1)
     if config.n_embd % config.n_head:
@@ -316,5 +370,7 @@ def check_config(config) -> None:
 def check_causal_lm(model) -> None:
     """One of our causal LMs: what generation, the activation hooks, training and the circuits read."""
     if not isinstance(model, GPTJForCausalLM):
-        raise InputTypeError(f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
-                             "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers")
+        raise InputTypeError(
+            f"model must be a gptj_teach GPTJForCausalLM, got {type(model).__name__}: load one "
+            "with gt.load(...) or wrap a transformers model with gt.GPTJForCausalLM.from_transformers"
+        )

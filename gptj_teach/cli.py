@@ -1,7 +1,7 @@
 """The ``gptj-teach`` command line (also ``python -m gptj_teach``).
 
-    gptj-teach generate "def fib(n):" --temperature 0.8 --top-p 0.9 --max-new-tokens 64 [--model tiny] [--seed 0]
-    gptj-teach student [--source notebooks] [--out student]    # the student edition (needs nbgrader)
+gptj-teach generate "def fib(n):" --temperature 0.8 --top-p 0.9 --max-new-tokens 64 [--model tiny] [--seed 0]
+gptj-teach student [--source notebooks] [--out student]    # the student edition (needs nbgrader)
 """
 
 import argparse

@@ -13,7 +13,9 @@ def max_abs_diff(ours, theirs) -> float:
 
 
 def report_parity(name: str, ours, theirs, atol: float = 1e-5) -> bool:
-    """Print ``✅ name: max |diff| = 1.2e-07 (tolerance 1e-05)`` in green, or the same with ❌ in red; return the verdict.
+    """Print ``✅ name: max |diff| = 1.2e-07 (tolerance 1e-05)`` in green, or the same with ❌ in red.
+
+    Returns the verdict.
 
     ours, theirs: tensors or tuples of tensors of the same shapes (a shape mismatch is a failure, not a crash).
     """
@@ -38,6 +40,9 @@ def equal_tokens(name: str, ours: torch.Tensor, theirs: torch.Tensor) -> bool:
     """Print and return whether two id tensors are identical (generation parity)."""
     ok = ours.shape == theirs.shape and torch.equal(ours.cpu(), theirs.cpu())
     colour, mark = (GREEN, "✅") if ok else (RED, "❌")
-    print(f"{colour}{mark} {name}: {'identical' if ok else 'different'} tokens ({tuple(ours.shape)} vs {tuple(theirs.shape)})"
-          f"{RESET}")
+    print(
+        f"{colour}{mark} {name}: {'identical' if ok else 'different'} tokens "
+        f"({tuple(ours.shape)} vs {tuple(theirs.shape)})"
+        f"{RESET}"
+    )
     return ok

@@ -28,9 +28,12 @@ import torch
 import transformers
 from transformers.models.gptj.modeling_gptj import apply_rotary_pos_emb, create_sinusoidal_positions, rotate_every_two  # noqa: F401
 
-AUTO_CLASSES = {"GPTJModel": "AutoModel", "GPTJForCausalLM": "AutoModelForCausalLM",
-                "GPTJForSequenceClassification": "AutoModelForSequenceClassification",
-                "GPTJForQuestionAnswering": "AutoModelForQuestionAnswering"}
+AUTO_CLASSES = {
+    "GPTJModel": "AutoModel",
+    "GPTJForCausalLM": "AutoModelForCausalLM",
+    "GPTJForSequenceClassification": "AutoModelForSequenceClassification",
+    "GPTJForQuestionAnswering": "AutoModelForQuestionAnswering",
+}
 ATTENTION = "eager"  # transformers' own fp32 path; its default became "sdpa" in 5.24
 
 
@@ -46,11 +49,11 @@ def build(config, cls: str = "GPTJForCausalLM", attn_implementation: str = ATTEN
     return auto_class(cls).from_config(config, attn_implementation=attn_implementation).eval()
 
 
-def from_pretrained(path, cls: str = "GPTJForCausalLM", dtype=torch.float32, attn_implementation: str = ATTENTION,
-                    **kwargs):
+def from_pretrained(
+    path, cls: str = "GPTJForCausalLM", dtype=torch.float32, attn_implementation: str = ATTENTION, **kwargs
+):
     """A ``transformers`` GPT-J loaded from a checkpoint directory or hub id, in eval mode, in ``dtype``."""
-    return auto_class(cls).from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation,
-                                           **kwargs).eval()
+    return auto_class(cls).from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation, **kwargs).eval()
 
 
 def sharing(model, cls: str = "GPTJForCausalLM", attn_implementation: str = ATTENTION):
@@ -71,12 +74,18 @@ def sharing(model, cls: str = "GPTJForCausalLM", attn_implementation: str = ATTE
         scale = getattr(module, "scale_attn", None)  # 4.x: sqrt(head_dim), a plain tensor attribute too
         if isinstance(scale, torch.Tensor) and scale.is_meta:
             module.scale_attn = torch.tensor(module.head_dim, dtype=torch.float32).sqrt().to(torch.get_default_dtype())
-    plain = [(f"{name}.{key}", t) for name, m in theirs.named_modules() for key, t in vars(m).items()
-             if isinstance(t, torch.Tensor)]  # tensors kept as plain attributes, not parameters or buffers
+    plain = [
+        (f"{name}.{key}", t)
+        for name, m in theirs.named_modules()
+        for key, t in vars(m).items()
+        if isinstance(t, torch.Tensor)
+    ]  # tensors kept as plain attributes, not parameters or buffers
     left = [name for name, t in [*theirs.named_parameters(), *theirs.named_buffers(), *plain] if t.is_meta]
     if left:
-        raise RuntimeError(f"reference.sharing: this transformers release keeps {left[0]!r} where we do not: "
-                           "update gptj_teach/reference.py")
+        raise RuntimeError(
+            f"reference.sharing: this transformers release keeps {left[0]!r} where we do not: "
+            "update gptj_teach/reference.py"
+        )
     return theirs.eval()
 
 
@@ -97,6 +106,7 @@ def catch(hf_model, *names: str):
     def hook_for(name):
         def hook(module, args, output):
             caught[name].append(output[0] if isinstance(output, tuple) else output)
+
         return hook
 
     handles = [hf_model.get_submodule(name).register_forward_hook(hook_for(name)) for name in names]

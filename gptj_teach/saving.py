@@ -88,8 +88,10 @@ def shard_names(index: Path) -> list[str]:
     try:
         weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{index} is not a shard index ({type(error).__name__}: {error}): it must be a JSON "
-                              "object whose 'weight_map' maps tensor names to file names") from error
+        raise CheckpointError(
+            f"{index} is not a shard index ({type(error).__name__}: {error}): it must be a JSON "
+            "object whose 'weight_map' maps tensor names to file names"
+        ) from error
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{index}: 'weight_map' must be a non-empty object of tensor name -> file name")
     names = set(weight_map.values())

@@ -28,8 +28,7 @@ from transformers import GPTJConfig
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gptj_teach as gt  # noqa: E402
 from gptj_teach.checkpoint import TINY  # noqa: E402
-from gptj_teach.train.corpus import (HELD_OUT_EVERY, CompactVocabulary, encode_files, split_files,  # noqa: E402
-                               stdlib_files)
+from gptj_teach.train.corpus import HELD_OUT_EVERY, CompactVocabulary, encode_files, split_files, stdlib_files  # noqa: E402
 from gptj_teach.train.loop import History, Recipe, adamw, evaluate, fit  # noqa: E402
 
 UNSEEN_BIAS = -20.0  # lm_head.bias of token ids that never occur in the training files
@@ -51,9 +50,21 @@ def corpus(cache: Path, stdlib=None) -> tuple[torch.Tensor, torch.Tensor]:
 
 def tiny_config(vocab_size=50400, n_positions=512) -> GPTJConfig:
     """GPT-J's shape, scaled down: 4 layers, 3 heads of 64 dims, rotary on 16 of them."""
-    return GPTJConfig(vocab_size=vocab_size, n_positions=n_positions, n_embd=192, n_layer=4, n_head=3,
-                      rotary_dim=16, n_inner=None, embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0,
-                      bos_token_id=50256, eos_token_id=50256, architectures=["GPTJForCausalLM"])
+    return GPTJConfig(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        n_embd=192,
+        n_layer=4,
+        n_head=3,
+        rotary_dim=16,
+        n_inner=None,
+        embd_pdrop=0.0,
+        resid_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=50256,
+        eos_token_id=50256,
+        architectures=["GPTJForCausalLM"],
+    )
 
 
 def export(model, keep: torch.Tensor, out: Path) -> gt.GPTJForCausalLM:
@@ -74,8 +85,16 @@ def export(model, keep: torch.Tensor, out: Path) -> gt.GPTJForCausalLM:
 
 def save_state(path: Path, model, optimizer, history, generator) -> None:
     """Everything needed to resume: weights, optimizer moments, step, time spent, data RNG."""
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": history.step,
-                "elapsed": history.seconds, "generator": generator.get_state()}, path.with_suffix(".tmp"))
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": history.step,
+            "elapsed": history.seconds,
+            "generator": generator.get_state(),
+        },
+        path.with_suffix(".tmp"),
+    )
     path.with_suffix(".tmp").replace(path)  # atomic: a kill mid-save leaves the previous state intact
 
 
@@ -92,8 +111,12 @@ def resume(path: Path, model, optimizer, generator) -> History:
 def arguments(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=88.5, help="time budget (stops here at the latest)")
-    p.add_argument("--steps", type=int, default=None, help="step budget; the LR schedule follows whichever "
-                   "budget, steps or minutes, is nearer its end")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="step budget; the LR schedule follows whichever budget, steps or minutes, is nearer its end",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch", type=int, default=None, help="windows per step (default 8 on CPU, 64 on GPU)")
     p.add_argument("--seq", type=int, default=512)
@@ -114,12 +137,19 @@ def main(argv=None):
         f.write(" ".join(["python scripts/train_tiny.py"] + [str(a) for a in (argv or sys.argv[1:])]) + "\n")
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    recipe = Recipe(steps=args.steps, minutes=args.minutes, batch=args.batch or (64 if device.type == "cuda" else 8),
-                    seq=args.seq, lr=args.lr)
+    recipe = Recipe(
+        steps=args.steps,
+        minutes=args.minutes,
+        batch=args.batch or (64 if device.type == "cuda" else 8),
+        seq=args.seq,
+        lr=args.lr,
+    )
     train_ids, valid_ids = corpus(args.work / "tokens.pt", args.stdlib)
     vocab = CompactVocabulary(train_ids)
-    print(f"corpus: {len(train_ids):,} training tokens, {len(valid_ids):,} held-out; {len(vocab):,} distinct ids "
-          f"({vocab.unseen_fraction(valid_ids):.3%} of held-out tokens never seen in training)")
+    print(
+        f"corpus: {len(train_ids):,} training tokens, {len(valid_ids):,} held-out; {len(vocab):,} distinct ids "
+        f"({vocab.unseen_fraction(valid_ids):.3%} of held-out tokens never seen in training)"
+    )
 
     model = gt.GPTJForCausalLM(tiny_config(len(vocab), args.seq)).to(device).init_weights()
     optimizer = adamw(model, args.lr, recipe.weight_decay)
@@ -129,16 +159,26 @@ def main(argv=None):
     log, last_save = (args.work / "log.jsonl").open("a"), [time.time()]
 
     def on_eval(history):  # log every evaluation; save and export every few minutes
-        log.write(json.dumps({"step": history.step, "minutes": history.seconds / 60,
-                              "loss": history.train[-1][1], "valid": history.valid[-1][1]}) + "\n")
+        log.write(
+            json.dumps(
+                {
+                    "step": history.step,
+                    "minutes": history.seconds / 60,
+                    "loss": history.train[-1][1],
+                    "valid": history.valid[-1][1],
+                }
+            )
+            + "\n"
+        )
         log.flush()
         if time.time() - last_save[0] > args.save_minutes * 60:
             save_state(state_path, model, optimizer, history, generator)
             export(model, vocab.keep, args.out)
             last_save[0] = time.time()
 
-    history = fit(model, optimizer, recipe, vocab.encode(train_ids), vocab.encode(valid_ids), generator, history,
-                  on_eval=on_eval)
+    history = fit(
+        model, optimizer, recipe, vocab.encode(train_ids), vocab.encode(valid_ids), generator, history, on_eval=on_eval
+    )
     save_state(state_path, model, optimizer, history, generator)
     export(model, vocab.keep, args.out)
     finish(args, history.step, recipe.batch, history.seconds, valid_ids)
@@ -157,15 +197,27 @@ def finish(args, step, batch, seconds, valid_ids) -> None:
         out = gt.generate(model, ids, max_new_tokens=new_tokens, do_sample=True, temperature=temperature, top_p=0.95)
         samples[temperature] = tok.decode(out[0])
     hardware = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    write_card(args.out, dict(valid=valid, steps=step, tokens=step * batch * args.seq, minutes=seconds / 60,
-                              hardware=hardware, commands=(args.work / "commands.txt").read_text().strip(),
-                              samples=samples, n_valid=len(valid_ids)))
+    write_card(
+        args.out,
+        dict(
+            valid=valid,
+            steps=step,
+            tokens=step * batch * args.seq,
+            minutes=seconds / 60,
+            hardware=hardware,
+            commands=(args.work / "commands.txt").read_text().strip(),
+            samples=samples,
+            n_valid=len(valid_ids),
+        ),
+    )
 
 
 def write_card(out: Path, facts: dict) -> None:
     """The model card: what it is, how it was made, how good it is, what it writes."""
-    samples = "\n".join(f"Temperature {t}, top-p 0.95, seed 0, prompt {SAMPLE_PROMPT!r}:\n\n```python\n{s}\n```\n"
-                        for t, s in facts["samples"].items())
+    samples = "\n".join(
+        f"Temperature {t}, top-p 0.95, seed 0, prompt {SAMPLE_PROMPT!r}:\n\n```python\n{s}\n```\n"
+        for t, s in facts["samples"].items()
+    )
     (out / "README.md").write_text(f"""---
 license: mit
 library_name: transformers
@@ -183,11 +235,12 @@ it knows nothing else. Weights are stored in fp16 (load them as fp32 on a CPU).
 - Commands, in order (`make tiny` retrains from scratch in one run):
 
 ```
-{facts['commands']}
+{facts["commands"]}
 ```
 
-- Hardware: {facts['hardware']}; {facts['minutes']:.1f} minutes, {facts['steps']:,} steps, {facts['tokens']:,} tokens.
-- Held-out loss: **{facts['valid']:.3f} nats/token** over {facts['n_valid']:,} tokens of held-out standard-library files.
+- Hardware: {facts["hardware"]}; {facts["minutes"]:.1f} minutes, {facts["steps"]:,} steps, {facts["tokens"]:,} tokens.
+- Held-out loss: **{facts["valid"]:.3f} nats/token** over {facts["n_valid"]:,} tokens of held-out standard-library
+  files.
 - Token ids that never occur in the training files have `lm_head.bias` = {UNSEEN_BIAS:g}: the model
   practically never writes them.
 

@@ -18,9 +18,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 UV = str(Path(sys.executable).with_name("uv"))
-PACKAGE_DATA = ["gptj_teach/checkpoints/tiny/config.json", "gptj_teach/checkpoints/tiny/model.safetensors",
-                "gptj_teach/checkpoints/tiny/README.md", "gptj_teach/vendor/d3.min.js",
-                "gptj_teach/vendor/jquery.min.js", "gptj_teach/vendor/require.min.js"]
+PACKAGE_DATA = [
+    "gptj_teach/checkpoints/tiny/config.json",
+    "gptj_teach/checkpoints/tiny/model.safetensors",
+    "gptj_teach/checkpoints/tiny/README.md",
+    "gptj_teach/vendor/d3.min.js",
+    "gptj_teach/vendor/jquery.min.js",
+    "gptj_teach/vendor/require.min.js",
+]
 NOTEBOOK = "00_start_here.ipynb"
 
 
@@ -40,8 +45,10 @@ def check_archives(dist: Path) -> Path:
     for name in PACKAGE_DATA:
         assert name in in_wheel, f"{name} is missing from {wheel.name}"
         assert name in in_sdist, f"{name} is missing from {sdist.name}"
-    print(f"ok: {wheel.name} ({wheel.stat().st_size / 1e6:.1f} MB) and {sdist.name} hold the tiny checkpoint "
-          "and the vendored bertviz scripts")
+    print(
+        f"ok: {wheel.name} ({wheel.stat().st_size / 1e6:.1f} MB) and {sdist.name} hold the tiny checkpoint "
+        "and the vendored bertviz scripts"
+    )
     return wheel
 
 
@@ -54,8 +61,18 @@ def main():
         python = venv / "bin" / "python"
         run(UV, "venv", "--quiet", "--python", sys.executable, venv)
         find_links = ["--find-links", os.environ["PIP_FIND_LINKS"]] if os.environ.get("PIP_FIND_LINKS") else []
-        run(UV, "pip", "install", "--quiet", "--python", python, *find_links,
-            "-c", ROOT / "requirements.lock", f"gptj_teach[test] @ {wheel.as_uri()}")
+        run(
+            UV,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            *find_links,
+            "-c",
+            ROOT / "requirements.lock",
+            f"gptj_teach[test] @ {wheel.as_uri()}",
+        )
         work = tmp / "elsewhere"  # not the repository: only the installed package can be imported
         work.mkdir()
         where = run(python, "-c", "import gptj_teach; print(gptj_teach.__file__)", cwd=work).strip()
@@ -66,8 +83,21 @@ def main():
         shutil.copy(ROOT / "notebooks" / NOTEBOOK, work)
         shutil.copy(ROOT / "tests" / "nbval_sanitize.cfg", work)
         env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
-        out = run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
-                  "--nbval-sanitize-with", "nbval_sanitize.cfg", NOTEBOOK, cwd=work, env=env)
+        out = run(
+            python,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            "nbval_sanitize.cfg",
+            NOTEBOOK,
+            cwd=work,
+            env=env,
+        )
         print(out.strip().splitlines()[-1])
         print(f"ok: {NOTEBOOK} ran against the installed wheel and matched its saved outputs")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import transformers
+from helpers import CONFIGS, make_config, make_pair  # noqa: F401  (CONFIGS: the configs the fixtures draw)
 from hypothesis import settings
 
 import gptj_teach as gt
-from helpers import CONFIGS, make_config, make_pair  # noqa: F401  (CONFIGS: the configs the fixtures draw)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,21 +40,45 @@ class DeprecationRecords(logging.Handler):
 # newest, transformers 5.23) runs these alone (`-m reference`): the rest exercises our own code, which the
 # gate already runs at the locked versions and which would only spend the matrix's minutes a second time.
 REFERENCE = {
-    "test_activations.py", "test_checkpoint.py", "test_circuits.py", "test_exercises.py", "test_fast.py",
-    "test_model_parity.py", "test_rotary_attention_block.py", "test_sampling.py", "test_tiny.py", "test_tokenizer.py",
-    "test_training.py", "test_widgets.py",
-    "00_start_here.ipynb", "01_tokenizer.ipynb", "02_rotary.ipynb", "03_attention.ipynb", "04_parallel_block.ipynb",
-    "05_model_and_checkpoint.ipynb", "05b_heads_and_logit_lens.ipynb", "06_sampling.ipynb", "08_use_cases.ipynb",
-    "09_speed_and_precision.ipynb", "12_fine_tune.ipynb",
+    "test_activations.py",
+    "test_checkpoint.py",
+    "test_circuits.py",
+    "test_exercises.py",
+    "test_fast.py",
+    "test_model_parity.py",
+    "test_rotary_attention_block.py",
+    "test_sampling.py",
+    "test_tiny.py",
+    "test_tokenizer.py",
+    "test_training.py",
+    "test_widgets.py",
+    "00_start_here.ipynb",
+    "01_tokenizer.ipynb",
+    "02_rotary.ipynb",
+    "03_attention.ipynb",
+    "04_parallel_block.ipynb",
+    "05_model_and_checkpoint.ipynb",
+    "05b_heads_and_logit_lens.ipynb",
+    "06_sampling.ipynb",
+    "08_use_cases.ipynb",
+    "09_speed_and_precision.ipynb",
+    "12_fine_tune.ipynb",
 }
 
 
 # The files that take longest, longest first: they start first, so that two workers (make test's -n 2 --dist
 # loadfile) finish together instead of one running a long notebook alone at the end. Order only: every file runs.
 LONGEST_FIRST = [
-    "09_speed_and_precision.ipynb", "11b_induction_head_forms.ipynb", "12_fine_tune.ipynb", "test_grading.py",
+    "09_speed_and_precision.ipynb",
+    "11b_induction_head_forms.ipynb",
+    "12_fine_tune.ipynb",
+    "test_grading.py",
     "test_student_edition.py",
-    "test_fast.py", "10_train_your_own.ipynb", "test_hostile_files.py", "test_load_memory.py", "test_sampler.py",
+    "test_fast.py",
+    "10_train_your_own.ipynb",
+    "test_hostile_files.py",
+    "test_load_memory.py",
+    "test_sampler.py",
     "test_bertviz.py",
 ]
 

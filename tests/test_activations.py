@@ -41,14 +41,33 @@ def hooked_transformer(hf, fold_ln=False):
 
     c = hf.config
     cfg = HookedTransformerConfig(
-        d_model=c.n_embd, d_head=c.n_embd // c.n_head, n_heads=c.n_head, d_mlp=c.n_inner or 4 * c.n_embd,
-        n_layers=c.n_layer, n_ctx=c.n_positions, eps=c.layer_norm_epsilon, d_vocab=c.vocab_size,
-        act_fn=c.activation_function, use_attn_scale=True, parallel_attn_mlp=True, positional_embedding_type="rotary",
-        rotary_dim=c.rotary_dim, rotary_adjacent_pairs=True, normalization_type="LNPre" if fold_ln else "LN",
-        original_architecture="GPTJForCausalLM", dtype=torch.float32, device="cpu")
+        d_model=c.n_embd,
+        d_head=c.n_embd // c.n_head,
+        n_heads=c.n_head,
+        d_mlp=c.n_inner or 4 * c.n_embd,
+        n_layers=c.n_layer,
+        n_ctx=c.n_positions,
+        eps=c.layer_norm_epsilon,
+        d_vocab=c.vocab_size,
+        act_fn=c.activation_function,
+        use_attn_scale=True,
+        parallel_attn_mlp=True,
+        positional_embedding_type="rotary",
+        rotary_dim=c.rotary_dim,
+        rotary_adjacent_pairs=True,
+        normalization_type="LNPre" if fold_ln else "LN",
+        original_architecture="GPTJForCausalLM",
+        dtype=torch.float32,
+        device="cpu",
+    )
     tl = HookedTransformer(cfg)
-    tl.load_and_process_state_dict(convert_gptj_weights(hf, cfg), fold_ln=fold_ln, center_writing_weights=fold_ln,
-                                   center_unembed=fold_ln, fold_value_biases=False)
+    tl.load_and_process_state_dict(
+        convert_gptj_weights(hf, cfg),
+        fold_ln=fold_ln,
+        center_writing_weights=fold_ln,
+        center_unembed=fold_ln,
+        fold_value_biases=False,
+    )
     return tl.eval()
 
 

@@ -6,7 +6,6 @@ from helpers import make_config
 
 import gptj_teach as gt
 
-
 MODEL_CONFIG = make_config("odd")  # conftest's `model` fixture builds ours
 
 

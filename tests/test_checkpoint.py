@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
 from helpers import make_config, make_pair
 
 import gptj_teach as gt
@@ -117,8 +116,10 @@ def test_weights_already_in_the_wanted_dtype_are_the_file_s_own_pages(reference,
     kept, _ = gt.load(tmp_path, dtype=torch.float16)  # the file's dtype, on the CPU: no copy
     converted, _ = gt.load(tmp_path, dtype=torch.float32)
     maps = mapped_from(tmp_path)
+
     def in_the_file(p):
         return any(start <= p.data_ptr() < end for start, end in maps)
+
     assert all(in_the_file(p) for p in kept.parameters())
     assert all(p.untyped_storage().nbytes() == p.nbytes for p in kept.parameters())  # torch.save(p) saves p alone
     assert not any(in_the_file(p) for p in converted.parameters())
@@ -154,8 +155,12 @@ def test_a_safetensors_tensor_at_an_unaligned_offset_is_read_right(tmp_path):
     """The format does not promise that a tensor starts at a multiple of its item size: such a tensor is copied
     into new memory (a view of the map would be misaligned, which torch's CPU kernels do not expect)."""
     values = torch.arange(6, dtype=torch.float32)
-    header = json.dumps({"odd": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},
-                         "x": {"dtype": "F32", "shape": [2, 3], "data_offsets": [1, 25]}}).encode()
+    header = json.dumps(
+        {
+            "odd": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},
+            "x": {"dtype": "F32", "shape": [2, 3], "data_offsets": [1, 25]},
+        }
+    ).encode()
     header += b" " * (-len(header) % 8)  # the data starts 8-aligned, so "x" starts at an odd byte
     path = tmp_path / "model.safetensors"
     path.write_bytes(len(header).to_bytes(8, "little") + header + bytes([7]) + values.numpy().tobytes())

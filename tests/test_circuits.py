@@ -51,8 +51,9 @@ def test_attribution_equals_transformer_lens_logit_attrs(clean_prompt):
         _, theirs = tl.run_with_cache(ids)
         heads = theirs.stack_head_results(layer=-1, pos_slice=-1)  # (layers * heads, batch, d_model)
         parts, part_labels = theirs.decompose_resid(layer=-1, mode="all", pos_slice=-1, return_labels=True)
-        their_values = torch.cat([theirs.logit_attrs(stack, tokens=right, incorrect_tokens=wrong, pos_slice=-1)
-                                  for stack in (heads, parts)])
+        their_values = torch.cat(
+            [theirs.logit_attrs(stack, tokens=right, incorrect_tokens=wrong, pos_slice=-1) for stack in (heads, parts)]
+        )
         _, cache = run_with_cache(model, ids)
     labels, values = circuits.direct_logit_attribution(model, cache, right, wrong)
     names = {"embed": "embed", **{f"{i}_mlp_out": f"L{i} MLP" for i in range(model.config.n_layer)}}
@@ -88,8 +89,9 @@ def test_zero_ablating_a_head_changes_only_what_it_feeds(clean_prompt):
 def test_patching_everything_brings_everything_back(clean_prompt):
     model, tok, clean, right, wrong = clean_prompt
     corrupt = tok([CORRUPT], return_tensors="pt").input_ids
-    recovered = circuits.patch_residual(model, clean, corrupt,
-                                        lambda logits: circuits.logit_difference(logits, right, wrong))
+    recovered = circuits.patch_residual(
+        model, clean, corrupt, lambda logits: circuits.logit_difference(logits, right, wrong)
+    )
     n = model.config.n_layer
     assert recovered.shape == (n + 1, clean.shape[1])
     # exactly 0 where a patch leaves the scored row's inputs and ops alone: ln_f and lm_head's GEMM work row by row
@@ -107,7 +109,7 @@ def test_induction_score_of_a_pattern_built_to_be_one():
         perfect[:, 1, q, q - n + 1] = 1.0  # head 1: the token after the earlier copy of me
     assert circuits.induction_score(perfect, n).tolist() == [0.0, 1.0, 0.0]  # exact: means of 0s and 1s
     ids = circuits.repeated_tokens(n, batch=4, low=10, high=20, seed=3, bos=0)
-    assert ids.shape == (4, seq) and torch.equal(ids[:, 1:n + 1], ids[:, n + 1:]) and (ids[:, 0] == 0).all()
+    assert ids.shape == (4, seq) and torch.equal(ids[:, 1 : n + 1], ids[:, n + 1 :]) and (ids[:, 0] == 0).all()
 
 
 def test_random_config_induction_scores_have_one_row_per_layer():
@@ -131,11 +133,14 @@ def zero_a_position(z, head):  # the usual wrong axis
     return z
 
 
-@pytest.mark.parametrize("check, right, wrong, hint", [
-    ("check_induction_score", circuits.induction_score, duplicate_token_score, "n - 1 back"),
-    ("check_dla_term", circuits.dla_term, lambda t, s, w, d: (t / s * w) @ d, "subtract the term's mean"),
-    ("check_zero_ablate", circuits.zero_ablate, zero_a_position, "z[:, :, head]"),
-])
+@pytest.mark.parametrize(
+    "check, right, wrong, hint",
+    [
+        ("check_induction_score", circuits.induction_score, duplicate_token_score, "n - 1 back"),
+        ("check_dla_term", circuits.dla_term, lambda t, s, w, d: (t / s * w) @ d, "subtract the term's mean"),
+        ("check_zero_ablate", circuits.zero_ablate, zero_a_position, "z[:, :, head]"),
+    ],
+)
 def test_notebook_11_exercises_accept_the_answer_and_name_the_usual_mistake(check, right, wrong, hint, capsys):
     check = getattr(gt.classroom.exercises, check)
     assert check(right) is True and capsys.readouterr().out.startswith("✅ Right! ")
@@ -156,8 +161,9 @@ def test_offset_and_moved_induction_scores_follow_their_definitions():
     assert circuits.induction_score(fixed, 2, start=start).tolist() == [0.0]  # n = 2 wants 1 back: a fixed offset fails
     patterns = _random_pattern(2, 3, seq)
     q = torch.arange(start + n, start + 2 * n)
-    torch.testing.assert_close(circuits.induction_score(patterns, n, start=start),
-                               patterns[:, :, q, q - n + 1].mean(dim=(0, 2)))
+    torch.testing.assert_close(
+        circuits.induction_score(patterns, n, start=start), patterns[:, :, q, q - n + 1].mean(dim=(0, 2))
+    )
     default = circuits.induction_score(patterns, n)  # the last 2n positions
     torch.testing.assert_close(default, circuits.induction_score(patterns, n, seq - 2 * n))
     with pytest.raises(gt.errors.InputError, match="start"):

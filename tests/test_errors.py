@@ -10,15 +10,18 @@ import gptj_teach as gt
 from gptj_teach.checkpoint import CheckpointError
 
 
-@pytest.mark.parametrize("ids, error, message", [
-    (torch.tensor([[1, 2, 97]]), ValueError, "outside the vocabulary"),
-    (torch.tensor([[1, -3, 2]]), ValueError, "outside the vocabulary"),
-    (torch.tensor([[1.0, 2.0]]), TypeError, "integer ids"),
-    (torch.tensor([1, 2, 3]), ValueError, r"shape \(batch, seq\)"),
-    (torch.zeros(1, 0, dtype=torch.long), ValueError, "empty"),
-    (torch.ones(1, 65, dtype=torch.long), ValueError, "n_positions"),
-    ([[1, 2, 3]], TypeError, "torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "ids, error, message",
+    [
+        (torch.tensor([[1, 2, 97]]), ValueError, "outside the vocabulary"),
+        (torch.tensor([[1, -3, 2]]), ValueError, "outside the vocabulary"),
+        (torch.tensor([[1.0, 2.0]]), TypeError, "integer ids"),
+        (torch.tensor([1, 2, 3]), ValueError, r"shape \(batch, seq\)"),
+        (torch.zeros(1, 0, dtype=torch.long), ValueError, "empty"),
+        (torch.ones(1, 65, dtype=torch.long), ValueError, "n_positions"),
+        ([[1, 2, 3]], TypeError, "torch.Tensor"),
+    ],
+)
 def test_bad_input_ids(model, ids, error, message):
     with pytest.raises(error, match=message):
         model(ids)
@@ -30,8 +33,9 @@ def test_cache_plus_new_tokens_past_n_positions(model):
         model(torch.ones(1, 5, dtype=torch.long), past_key_values=out.past_key_values)
 
 
-@pytest.mark.parametrize("mask, message", [(torch.ones(1, 4), "shape"), (torch.ones(2, 5), "shape"),
-                                           (torch.full((1, 5), 2), "only 0")])
+@pytest.mark.parametrize(
+    "mask, message", [(torch.ones(1, 4), "shape"), (torch.ones(2, 5), "shape"), (torch.full((1, 5), 2), "only 0")]
+)
 def test_bad_attention_mask(model, mask, message):
     with pytest.raises(ValueError, match=message):
         model(torch.ones(1, 5, dtype=torch.long), attention_mask=mask)

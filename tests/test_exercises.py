@@ -14,6 +14,7 @@ import gptj_teach as gt
 
 ex = gt.classroom.exercises
 from gptj_teach.train import corpus  # noqa: E402
+
 SOLUTIONS_PATH = Path(__file__).parents[1] / "notebooks" / "solutions" / "solutions.py"
 spec = importlib.util.spec_from_file_location("solutions", SOLUTIONS_PATH)
 sol = importlib.util.module_from_spec(spec)
@@ -21,17 +22,31 @@ spec.loader.exec_module(sol)
 
 CONFIG_6B = transformers.GPTJConfig()
 FUNCTION_CHECKS = {  # check -> the solution function
-    ex.check_merge_pair: sol.merge_pair, ex.check_rotate_every_two: sol.rotate_every_two,
-    ex.check_causal_mask: sol.causal_mask, ex.check_parallel_block: sol.parallel_block,
-    ex.check_last_token_index: sol.last_token_index, ex.check_top_p: sol.top_p,
-    ex.check_truncate_at_stop: sol.truncate_at_stop, ex.check_bpe: sol.bpe, ex.check_decode: sol.decode,
-    ex.check_inv_frequencies: sol.inv_frequencies, ex.check_apply_rotary_pos_emb: sol.apply_rotary_pos_emb,
-    ex.check_attention_scores: sol.attention_scores, ex.check_softmax_attention: sol.softmax_attention,
-    ex.check_layer_norm: sol.layer_norm, ex.check_mlp: sol.mlp, ex.check_forward: sol.forward,
-    ex.check_lm_loss: sol.lm_loss, ex.check_top_k: sol.top_k, ex.check_logits_to_probs: sol.logits_to_probs,
-    ex.check_head_scores: sol.head_scores, ex.check_best_head: sol.best_head,
-    ex.check_parameter_count: sol.parameter_count, ex.check_first_divergent_layer: sol.first_divergent_layer,
-    ex.check_logit_lens: sol.logit_lens}
+    ex.check_merge_pair: sol.merge_pair,
+    ex.check_rotate_every_two: sol.rotate_every_two,
+    ex.check_causal_mask: sol.causal_mask,
+    ex.check_parallel_block: sol.parallel_block,
+    ex.check_last_token_index: sol.last_token_index,
+    ex.check_top_p: sol.top_p,
+    ex.check_truncate_at_stop: sol.truncate_at_stop,
+    ex.check_bpe: sol.bpe,
+    ex.check_decode: sol.decode,
+    ex.check_inv_frequencies: sol.inv_frequencies,
+    ex.check_apply_rotary_pos_emb: sol.apply_rotary_pos_emb,
+    ex.check_attention_scores: sol.attention_scores,
+    ex.check_softmax_attention: sol.softmax_attention,
+    ex.check_layer_norm: sol.layer_norm,
+    ex.check_mlp: sol.mlp,
+    ex.check_forward: sol.forward,
+    ex.check_lm_loss: sol.lm_loss,
+    ex.check_top_k: sol.top_k,
+    ex.check_logits_to_probs: sol.logits_to_probs,
+    ex.check_head_scores: sol.head_scores,
+    ex.check_best_head: sol.best_head,
+    ex.check_parameter_count: sol.parameter_count,
+    ex.check_first_divergent_layer: sol.first_divergent_layer,
+    ex.check_logit_lens: sol.logit_lens,
+}
 
 
 def verdict(check, answer, capsys):
@@ -54,8 +69,7 @@ def test_function_checks_accept_the_solution_and_reject_placeholders(check, caps
     ok, out = verdict(check, FUNCTION_CHECKS[check], capsys)
     assert ok is True and out.startswith("✅ Right! "), out
 
-    def placeholder(*args):
-        ...  # your code here
+    def placeholder(*args): ...  # your code here
 
     rejected(check, placeholder, capsys, "returned None")
     rejected(check, None, capsys, "pass your function itself")
@@ -80,8 +94,11 @@ def test_numeric_checks_accept_the_solutions(tiny, capsys):
     assert verdict(ex.check_previous_token_head, head, capsys)[0] is True
 
 
-@pytest.mark.parametrize("check", [ex.check_memory_fp16_gb, ex.check_kv_cache_bytes_per_token,
-                                   ex.check_previous_token_head], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "check",
+    [ex.check_memory_fp16_gb, ex.check_kv_cache_bytes_per_token, ex.check_previous_token_head],
+    ids=lambda c: c.__name__,
+)
 @pytest.mark.parametrize("placeholder", [None, "12", [1], float("nan")], ids=repr)
 def test_answer_checks_reject_placeholders_without_raising(check, placeholder, capsys):
     rejected(check, placeholder, capsys)
@@ -98,12 +115,14 @@ def test_memory_wrong_answers_get_their_hint_and_never_the_answer(capsys):
     right = fp16_gb(params)
     assert verdict(ex.check_memory_fp16_gb, 12.0, capsys)[0] is True  # "6B x 2 bytes" is close enough
     lm_head = CONFIG_6B.n_embd * CONFIG_6B.vocab_size + CONFIG_6B.vocab_size
-    outs = [rejected(ex.check_memory_fp16_gb, params * 4 / 1e9, capsys, "4 bytes"),
-            rejected(ex.check_memory_fp16_gb, params * 2 / 2**30, capsys, "GiB"),
-            rejected(ex.check_memory_fp16_gb, fp16_gb(params - lm_head), capsys, "lm_head"),
-            rejected(ex.check_memory_fp16_gb, params * 2, capsys, "bytes"),
-            rejected(ex.check_memory_fp16_gb, 30.0, capsys, "too high"),
-            rejected(ex.check_memory_fp16_gb, 9.0, capsys, "too low")]
+    outs = [
+        rejected(ex.check_memory_fp16_gb, params * 4 / 1e9, capsys, "4 bytes"),
+        rejected(ex.check_memory_fp16_gb, params * 2 / 2**30, capsys, "GiB"),
+        rejected(ex.check_memory_fp16_gb, fp16_gb(params - lm_head), capsys, "lm_head"),
+        rejected(ex.check_memory_fp16_gb, params * 2, capsys, "bytes"),
+        rejected(ex.check_memory_fp16_gb, 30.0, capsys, "too high"),
+        rejected(ex.check_memory_fp16_gb, 9.0, capsys, "too low"),
+    ]
     for out in outs:
         assert not any(f"{right:{fmt}}" in out for fmt in (".1f", ".2f", ".3g", ".0f")), out
 
@@ -111,11 +130,13 @@ def test_memory_wrong_answers_get_their_hint_and_never_the_answer(capsys):
 def test_kv_cache_wrong_answers_get_their_hint_and_never_the_answer(capsys):
     n_layer, n_embd = CONFIG_6B.n_layer, CONFIG_6B.n_embd
     right = 2 * n_layer * n_embd * 2
-    outs = [rejected(ex.check_kv_cache_bytes_per_token, n_layer * n_embd * 2, capsys, "K *and* V"),
-            rejected(ex.check_kv_cache_bytes_per_token, 2 * n_layer * n_embd * 4, capsys, "fp32"),
-            rejected(ex.check_kv_cache_bytes_per_token, 2 * n_embd * 2, capsys, "one layer"),
-            rejected(ex.check_kv_cache_bytes_per_token, 10**7, capsys, "too high"),
-            rejected(ex.check_kv_cache_bytes_per_token, 1000, capsys, "too low")]
+    outs = [
+        rejected(ex.check_kv_cache_bytes_per_token, n_layer * n_embd * 2, capsys, "K *and* V"),
+        rejected(ex.check_kv_cache_bytes_per_token, 2 * n_layer * n_embd * 4, capsys, "fp32"),
+        rejected(ex.check_kv_cache_bytes_per_token, 2 * n_embd * 2, capsys, "one layer"),
+        rejected(ex.check_kv_cache_bytes_per_token, 10**7, capsys, "too high"),
+        rejected(ex.check_kv_cache_bytes_per_token, 1000, capsys, "too low"),
+    ]
     for out in outs:
         assert str(right) not in out and f"{right:,}" not in out and f"{right / 1e6:.2f}" not in out, out
 
@@ -124,7 +145,7 @@ def test_merge_pair_wrong_answers(capsys):
     def first_only(symbols, pair):
         for i in range(len(symbols) - 1):
             if (symbols[i], symbols[i + 1]) == pair:
-                return symbols[:i] + [symbols[i] + symbols[i + 1]] + symbols[i + 2:]
+                return symbols[:i] + [symbols[i] + symbols[i + 1]] + symbols[i + 2 :]
         return list(symbols)
 
     def overlapping(symbols, pair):  # merges a|a and then a|a again in "aaa"
@@ -158,8 +179,9 @@ def test_causal_mask_wrong_answers(capsys):
     additive = lambda q, kv: torch.zeros(q, kv).masked_fill(~sol.causal_mask(q, kv), -math.inf)  # noqa: E731
     rejected(ex.check_causal_mask, additive, capsys, "bool")
     rejected(ex.check_causal_mask, lambda q, kv: ~sol.causal_mask(q, kv), capsys, "later keys")
-    rejected(ex.check_causal_mask, lambda q, kv: torch.ones(q, kv, dtype=torch.bool).tril(kv - q - 1), capsys,
-             "themselves")
+    rejected(
+        ex.check_causal_mask, lambda q, kv: torch.ones(q, kv, dtype=torch.bool).tril(kv - q - 1), capsys, "themselves"
+    )
 
 
 def test_parallel_block_wrong_answers(capsys):
@@ -192,8 +214,12 @@ def test_parallel_block_check_leaves_the_global_random_stream_alone(capsys):
 
 
 def test_last_token_index_wrong_answers(capsys):
-    rejected(ex.check_last_token_index, lambda ids, pad: torch.full((ids.shape[0],), ids.shape[1] - 1), capsys,
-             "padding included")
+    rejected(
+        ex.check_last_token_index,
+        lambda ids, pad: torch.full((ids.shape[0],), ids.shape[1] - 1),
+        capsys,
+        "padding included",
+    )
     rejected(ex.check_last_token_index, lambda ids, pad: (ids != pad).sum(-1) - 1, capsys, "right padding only")
     rejected(ex.check_last_token_index, lambda ids, pad: sol.last_token_index(ids, pad).float(), capsys, "integer")
     assert verdict(ex.check_last_token_index, lambda ids, pad: sol.last_token_index(ids, pad).int(), capsys)[0]
@@ -215,10 +241,12 @@ def test_last_token_reference_is_where_the_sequence_classifier_reads():
 
 def top_p_by_count(extra, most_likely=True):
     """A top-p that keeps `extra` more (or fewer) tokens than the right answer, the most (or least) likely ones."""
+
     def top_p(logits, p):
         right_kept = (~torch.isneginf(sol.top_p(logits, p))).sum(-1, keepdim=True)  # (..., 1)
         order = logits.argsort(-1, descending=most_likely).argsort(-1)  # rank of every token, 0 = kept first
         return logits.masked_fill(order >= (right_kept + extra).clamp(min=0), -math.inf)
+
     return top_p
 
 
@@ -240,8 +268,8 @@ def test_top_p_wrong_answers(capsys):
 
 
 def test_truncate_at_stop_wrong_answers(capsys):
-    rejected(ex.check_truncate_at_stop, lambda t, s: t[:t.find(s)], capsys, "does not occur")
-    including = lambda t, s: t[:t.find(s) + len(s)] if s in t else t  # noqa: E731
+    rejected(ex.check_truncate_at_stop, lambda t, s: t[: t.find(s)], capsys, "does not occur")
+    including = lambda t, s: t[: t.find(s) + len(s)] if s in t else t  # noqa: E731
     rejected(ex.check_truncate_at_stop, including, capsys, "stop string itself")
     rejected(ex.check_truncate_at_stop, lambda t, s: t.rpartition(s)[0] if s in t else t, capsys, "FIRST")
     rejected(ex.check_truncate_at_stop, lambda t, s: t.split(s), capsys, "str")
@@ -253,8 +281,9 @@ def previous_token_scores_from_transformers():
     hf = transformers.GPTJForCausalLM.from_pretrained(gt.checkpoint.TINY, attn_implementation="eager").eval()
     ids = gt.load_tokenizer()(ex.attention_views.PREVIOUS_TOKEN_TEXT, return_tensors="pt").input_ids
     attentions = hf(ids, output_attentions=True).attentions  # per layer (1, heads, seq, seq)
-    return torch.stack([a[0, :, torch.arange(1, ids.shape[1]), torch.arange(ids.shape[1] - 1)].float().mean(-1)
-                        for a in attentions])  # (layer, head): weight of token i on token i - 1
+    return torch.stack(
+        [a[0, :, torch.arange(1, ids.shape[1]), torch.arange(ids.shape[1] - 1)].float().mean(-1) for a in attentions]
+    )  # (layer, head): weight of token i on token i - 1
 
 
 def test_previous_token_head_agrees_with_transformers(capsys):
@@ -287,8 +316,12 @@ def test_bpe_and_decode_wrong_answers(capsys):
 
     rejected(ex.check_bpe, leftmost, capsys, "LOWEST rank")
     rejected(ex.check_bpe, lambda piece: list(piece), capsys, "byte symbols")
-    rejected(ex.check_bpe, lambda piece: gt.gptj.tokenizer.bpe_steps(piece)[1 if len(gt.gptj.tokenizer.bpe_steps(piece)) > 2
-                                                                       else -1], capsys, "too early")
+    rejected(
+        ex.check_bpe,
+        lambda piece: gt.gptj.tokenizer.bpe_steps(piece)[1 if len(gt.gptj.tokenizer.bpe_steps(piece)) > 2 else -1],
+        capsys,
+        "too early",
+    )
     tok = gt.load_tokenizer()
     rejected(ex.check_decode, lambda ids: "".join(tok.convert_ids_to_tokens(ids)), capsys, "byte symbols")
     rejected(ex.check_decode, lambda ids: "".join(tok.decode([i]) for i in ids), capsys, "ALL tokens")
@@ -299,20 +332,34 @@ def test_rotary_pieces_wrong_answers(capsys):
     rejected(ex.check_inv_frequencies, lambda d: 1 / 10000 ** (torch.arange(d) / d), capsys, "PAIR")
 
     def half_split(x, sin, cos):
-        return x * torch.cat([cos, cos], -1)[:, :, None] + sol.rotate_every_two(x) * torch.cat([sin, sin], -1)[:, :, None]
+        return (
+            x * torch.cat([cos, cos], -1)[:, :, None] + sol.rotate_every_two(x) * torch.cat([sin, sin], -1)[:, :, None]
+        )
 
     rejected(ex.check_apply_rotary_pos_emb, half_split, capsys, "repeat_interleave")
-    rejected(ex.check_apply_rotary_pos_emb, lambda x, s, c: 2 * x - sol.apply_rotary_pos_emb(x, s, c) * 0 - x +
-             (sol.apply_rotary_pos_emb(x, -s, c) - x), capsys, "wrong way")
+    rejected(
+        ex.check_apply_rotary_pos_emb,
+        lambda x, s, c: 2 * x - sol.apply_rotary_pos_emb(x, s, c) * 0 - x + (sol.apply_rotary_pos_emb(x, -s, c) - x),
+        capsys,
+        "wrong way",
+    )
 
 
 def test_attention_pieces_wrong_answers(capsys):
     rejected(ex.check_attention_scores, lambda q, k: (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5, capsys, "fp32")
-    rejected(ex.check_attention_scores, lambda q, k: (q @ k.transpose(-1, -2)).float() / q.shape[-1] ** 0.5, capsys,
-             "BEFORE the matmul")
+    rejected(
+        ex.check_attention_scores,
+        lambda q, k: (q @ k.transpose(-1, -2)).float() / q.shape[-1] ** 0.5,
+        capsys,
+        "BEFORE the matmul",
+    )
     rejected(ex.check_attention_scores, lambda q, k: q.float() @ k.float().transpose(-1, -2), capsys, "sqrt")
-    rejected(ex.check_attention_scores, lambda q, k: q.float() @ k.float().transpose(-1, -2) / q.shape[-1], capsys,
-             "SQUARE ROOT")
+    rejected(
+        ex.check_attention_scores,
+        lambda q, k: q.float() @ k.float().transpose(-1, -2) / q.shape[-1],
+        capsys,
+        "SQUARE ROOT",
+    )
 
     def no_mask(q, k, v, mask):
         weights = torch.softmax(sol.attention_scores(q, k), -1).to(q.dtype)
@@ -329,7 +376,9 @@ def test_attention_pieces_wrong_answers(capsys):
     rejected(ex.check_softmax_attention, no_mask, capsys, "masked keys")
     rejected(ex.check_softmax_attention, fp32_weights, capsys, "cast the fp32 weights back")
     rejected(ex.check_softmax_attention, wrong_dim, capsys, "dim=-1")
-    rejected(ex.check_softmax_attention, lambda q, k, v, m: sol.softmax_attention(q, k, v, m)[0], capsys, "(output, weights)")
+    rejected(
+        ex.check_softmax_attention, lambda q, k, v, m: sol.softmax_attention(q, k, v, m)[0], capsys, "(output, weights)"
+    )
 
 
 def test_block_pieces_wrong_answers(capsys):
@@ -352,7 +401,9 @@ def test_model_pieces_wrong_answers(capsys):
         body, seq = model.transformer, ids.shape[1]
         x = body.wte(ids)
         for block in body.h:
-            x = block(x, torch.arange(seq)[None], gt.gptj.model.make_mask(None, torch.arange(seq), seq, torch.float32))[0]
+            x = block(x, torch.arange(seq)[None], gt.gptj.model.make_mask(None, torch.arange(seq), seq, torch.float32))[
+                0
+            ]
         return model.lm_head(x)
 
     rejected(ex.check_forward, no_ln_f, capsys, "ln_f")
@@ -360,8 +411,12 @@ def test_model_pieces_wrong_answers(capsys):
     ce = torch.nn.functional.cross_entropy
     rejected(ex.check_lm_loss, lambda logits, ids: ce(logits.flatten(0, 1), ids.flatten()), capsys, "t + 1")
     rejected(ex.check_lm_loss, lambda logits, ids: sol.lm_loss(logits, ids).exp(), capsys, "perplexity")
-    rejected(ex.check_lm_loss, lambda logits, ids: ce(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none"),
-             capsys, "one number")
+    rejected(
+        ex.check_lm_loss,
+        lambda logits, ids: ce(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none"),
+        capsys,
+        "one number",
+    )
 
 
 def test_parameter_count_reference_is_transformers_count():
@@ -374,14 +429,25 @@ def test_parameter_count_reference_is_transformers_count():
 
 def counted_with(**changes):
     """A parameter_count with one of the usual slips: each change adds its term to the right count."""
+
     def count(config):
         d, vocab, layers = config.n_embd, config.vocab_size, config.n_layer
         inner = 4 * d if changes.get("inner_4d") else config.n_inner or 4 * d
-        terms = {"lm_head_bias": vocab, "ln_2": -2 * d * layers, "qkv_bias": -3 * d * layers,
-                 "mlp_bias": (inner + d) * layers, "ln_f": 2 * d, "lm_head": d * vocab + vocab}
-        right = sol.parameter_count(config) if not changes.get("inner_4d") else \
-            sol.parameter_count(transformers.GPTJConfig(**{**config.to_dict(), "n_inner": inner}))
+        terms = {
+            "lm_head_bias": vocab,
+            "ln_2": -2 * d * layers,
+            "qkv_bias": -3 * d * layers,
+            "mlp_bias": (inner + d) * layers,
+            "ln_f": 2 * d,
+            "lm_head": d * vocab + vocab,
+        }
+        right = (
+            sol.parameter_count(config)
+            if not changes.get("inner_4d")
+            else sol.parameter_count(transformers.GPTJConfig(**{**config.to_dict(), "n_inner": inner}))
+        )
         return right - sum(terms[name] for name in changes if name in terms)
+
     return count
 
 
@@ -434,8 +500,9 @@ def test_first_divergent_layer_wrong_answers(capsys):
     rejected(ex.check_first_divergent_layer, worst, capsys, "differs most")
     rejected(ex.check_first_divergent_layer, minus_one, capsys, "entry 0 is the embedding")
     rejected(ex.check_first_divergent_layer, from_one, capsys, "count from 0")
-    rejected(ex.check_first_divergent_layer, lambda *args: sol.first_divergent_layer(*args) or -1, capsys,
-             "return None")
+    rejected(
+        ex.check_first_divergent_layer, lambda *args: sol.first_divergent_layer(*args) or -1, capsys, "return None"
+    )
     rejected(ex.check_first_divergent_layer, lambda *args: str(sol.first_divergent_layer(*args)), capsys, "an int")
 
     def as_tensor(ours, ref, tol):  # a one-number integer tensor is an index too
@@ -451,7 +518,9 @@ def test_logit_lens_reference_gives_the_models_own_logits():
     transformers' model on the same weights."""
     model, ids, _ = ex.grading._small_model()
     last = ex.heads._last_block_output(model, ids)
-    assert torch.equal(ex.heads._reference_logit_lens(model, last), model(ids).logits)  # the forward's own ln_f, lm_head
+    assert torch.equal(
+        ex.heads._reference_logit_lens(model, last), model(ids).logits
+    )  # the forward's own ln_f, lm_head
     hf = gt.reference.build(model.config)
     hf.load_state_dict(model.state_dict())
     torch.testing.assert_close(ex.heads._reference_logit_lens(model, last), hf(ids).logits, atol=1e-4, rtol=0)
@@ -459,12 +528,21 @@ def test_logit_lens_reference_gives_the_models_own_logits():
 
 def test_logit_lens_wrong_answers(capsys):
     rejected(ex.check_logit_lens, lambda model, h: model.lm_head(h), capsys, "ln_f first")
-    rejected(ex.check_logit_lens, lambda model, h: model.transformer.ln_f(h) @ model.lm_head.weight.T, capsys,
-             "lm_head has a bias")
-    rejected(ex.check_logit_lens, lambda model, h: model.transformer.ln_f(h) @ model.transformer.wte.weight.T,
-             capsys, "not the embedding matrix")
-    rejected(ex.check_logit_lens, lambda model, h: model.lm_head(model.transformer.h[-1].ln_1(h)), capsys,
-             "FINAL LayerNorm")
+    rejected(
+        ex.check_logit_lens,
+        lambda model, h: model.transformer.ln_f(h) @ model.lm_head.weight.T,
+        capsys,
+        "lm_head has a bias",
+    )
+    rejected(
+        ex.check_logit_lens,
+        lambda model, h: model.transformer.ln_f(h) @ model.transformer.wte.weight.T,
+        capsys,
+        "not the embedding matrix",
+    )
+    rejected(
+        ex.check_logit_lens, lambda model, h: model.lm_head(model.transformer.h[-1].ln_1(h)), capsys, "FINAL LayerNorm"
+    )
     rejected(ex.check_logit_lens, lambda model, h: sol.logit_lens(model, h).softmax(-1), capsys, "not probabilities")
     rejected(ex.check_logit_lens, lambda model, h: sol.logit_lens(model, h)[:, -1], capsys, "shape")
 
@@ -478,13 +556,23 @@ def test_sampling_pieces_wrong_answers(capsys):
     rejected(ex.check_top_k, lambda logits, k: torch.softmax(sol.top_k(logits, k), -1), capsys, "not probabilities")
 
     def temperature_last(logits, t, k, p):
-        return torch.softmax(gt.generation.sampling.top_p_filter(gt.generation.sampling.top_k_filter(logits, k), p) / t, -1)
+        return torch.softmax(
+            gt.generation.sampling.top_p_filter(gt.generation.sampling.top_k_filter(logits, k), p) / t, -1
+        )
 
     rejected(ex.check_logits_to_probs, temperature_last, capsys, "FIRST")
-    rejected(ex.check_logits_to_probs, lambda logits, t, k, p: sol.logits_to_probs(logits, t, max(k, 1), p), capsys,
-             "top_k = 0")
-    rejected(ex.check_logits_to_probs, lambda logits, t, k, p: gt.generation.sampling.top_p_filter(logits / t, p), capsys,
-             "softmax")
+    rejected(
+        ex.check_logits_to_probs,
+        lambda logits, t, k, p: sol.logits_to_probs(logits, t, max(k, 1), p),
+        capsys,
+        "top_k = 0",
+    )
+    rejected(
+        ex.check_logits_to_probs,
+        lambda logits, t, k, p: gt.generation.sampling.top_p_filter(logits / t, p),
+        capsys,
+        "softmax",
+    )
 
 
 def test_head_pieces_wrong_answers(capsys):
@@ -514,10 +602,15 @@ def test_previous_token_head_counted_from_1_hint_only_for_that_mistake(capsys):
 
 
 INSIDE_CHECKS = {  # notebooks 11 and 11b: check -> the solution function
-    ex.check_dla_term: sol.dla_term, ex.check_induction_score: sol.induction_score,
-    ex.check_zero_ablate: sol.zero_ablate, ex.check_copying_score: sol.copying_score,
-    ex.check_patch_head: sol.patch_head, ex.check_offset_score: sol.offset_score,
-    ex.check_induction_score_at: sol.induction_score_at, ex.check_zero_heads: sol.zero_heads}
+    ex.check_dla_term: sol.dla_term,
+    ex.check_induction_score: sol.induction_score,
+    ex.check_zero_ablate: sol.zero_ablate,
+    ex.check_copying_score: sol.copying_score,
+    ex.check_patch_head: sol.patch_head,
+    ex.check_offset_score: sol.offset_score,
+    ex.check_induction_score_at: sol.induction_score_at,
+    ex.check_zero_heads: sol.zero_heads,
+}
 
 
 @pytest.mark.parametrize("check", list(INSIDE_CHECKS), ids=lambda c: c.__name__)
@@ -558,8 +651,12 @@ def test_offset_and_induction_wrong_answers(capsys):
 
     rejected(ex.check_offset_score, over_every_query, capsys, "average over the seq - back queries")
     rejected(ex.check_offset_score, lambda p, back: sol.offset_score(p, back + 1), capsys, "off by one")
-    rejected(ex.check_offset_score, lambda p, back: sol.offset_score(p, back)[None].expand(p.shape[0], -1), capsys,
-             "average over the batch")
+    rejected(
+        ex.check_offset_score,
+        lambda p, back: sol.offset_score(p, back)[None].expand(p.shape[0], -1),
+        capsys,
+        "average over the batch",
+    )
     rejected(ex.check_induction_score_at, lambda p, start, n: sol.induction_score(p, n), capsys, "LAST 2n")
     rejected(ex.check_induction_score_at, _duplicate_at, capsys, "duplicate-token")
 
@@ -571,8 +668,12 @@ def _duplicate_at(pattern, start, n):  # the usual off-by-one: the earlier copy 
 
 def test_zero_heads_wrong_answers(capsys):
     rejected(ex.check_zero_heads, lambda z, heads: sol.zero_heads(z, heads[:1]), capsys, "only the first head")
-    rejected(ex.check_zero_heads, lambda z, heads: sol.zero_heads(z, [h for h in range(z.shape[2]) if h not in heads]),
-             capsys, "OTHER heads")
+    rejected(
+        ex.check_zero_heads,
+        lambda z, heads: sol.zero_heads(z, [h for h in range(z.shape[2]) if h not in heads]),
+        capsys,
+        "OTHER heads",
+    )
 
     def positions(z, heads):
         z = z.clone()
@@ -584,9 +685,14 @@ def test_zero_heads_wrong_answers(capsys):
 
 # ---- notebooks 10 and 12: the pieces of the training loop, and LoRA ------------------------------------------
 TRAINING_CHECKS = {  # check -> the solution
-    ex.check_next_token_loss: sol.next_token_loss, ex.check_learning_rate: sol.learning_rate,
-    ex.check_random_windows: sol.random_windows, ex.check_train_step: sol.train_step,
-    ex.check_lora_merge: sol.lora_merge, ex.check_lora_linear: sol.LoRALinear, ex.check_add_lora: sol.add_lora}
+    ex.check_next_token_loss: sol.next_token_loss,
+    ex.check_learning_rate: sol.learning_rate,
+    ex.check_random_windows: sol.random_windows,
+    ex.check_train_step: sol.train_step,
+    ex.check_lora_merge: sol.lora_merge,
+    ex.check_lora_linear: sol.LoRALinear,
+    ex.check_add_lora: sol.add_lora,
+}
 
 
 @pytest.mark.parametrize("check", list(TRAINING_CHECKS), ids=lambda c: c.__name__)
@@ -615,26 +721,46 @@ def test_training_numeric_checks(capsys):
 
 def windows_from(draw):
     """A batch sampler made of ``draw(ids, batch, length, generator) -> starts``."""
-    return lambda ids, batch, length, g: torch.stack([ids[s:s + length] for s in draw(ids, batch, length, g).tolist()])
+    return lambda ids, batch, length, g: torch.stack(
+        [ids[s : s + length] for s in draw(ids, batch, length, g).tolist()]
+    )
 
 
 def test_random_windows_wrong_answers(capsys):
     check = ex.check_random_windows
-    rejected(check, windows_from(lambda ids, b, n, g: torch.randint(0, len(ids) - n + 1, (b,))), capsys,
-             "same seed", "generator=generator")
-    rejected(check, windows_from(lambda ids, b, n, g: torch.randint(0, len(ids), (b,), generator=g)), capsys,
-             "too near the end")
+    rejected(
+        check,
+        windows_from(lambda ids, b, n, g: torch.randint(0, len(ids) - n + 1, (b,))),
+        capsys,
+        "same seed",
+        "generator=generator",
+    )
+    rejected(
+        check,
+        windows_from(lambda ids, b, n, g: torch.randint(0, len(ids), (b,), generator=g)),
+        capsys,
+        "too near the end",
+    )
     rejected(check, lambda ids, b, n, g: ids[torch.randint(0, len(ids), (b, n), generator=g)], capsys, "contiguous")
-    rejected(check, windows_from(lambda ids, b, n, g: torch.randint(0, len(ids) - n, (1,), generator=g).repeat(b)),
-             capsys, "same place")
+    rejected(
+        check,
+        windows_from(lambda ids, b, n, g: torch.randint(0, len(ids) - n, (1,), generator=g).repeat(b)),
+        capsys,
+        "same place",
+    )
     rejected(check, lambda ids, b, n, g: sol.random_windows(ids, b, n - 1, g), capsys, "seq + 1")
-    rejected(check, windows_from(lambda ids, b, n, g: torch.randint(0, max(1, (len(ids) - n) // 4), (b,),
-                                                                     generator=g)), capsys, "near the end")
+    rejected(
+        check,
+        windows_from(lambda ids, b, n, g: torch.randint(0, max(1, (len(ids) - n) // 4), (b,), generator=g)),
+        capsys,
+        "near the end",
+    )
     assert verdict(check, corpus.random_windows, capsys)[0] is True  # the package's own, one start short
 
 
 def step_with(zero=True, clip=True, set_lr=True, shift=True, zero_after=False):
     """A training step with one of the usual mistakes (or, all flags default, a right one)."""
+
     def step(model, optimizer, x, lr, clip_norm):
         if set_lr:
             for group in optimizer.param_groups:
@@ -642,8 +768,11 @@ def step_with(zero=True, clip=True, set_lr=True, shift=True, zero_after=False):
         if zero:
             optimizer.zero_grad()
         logits = model(x).logits
-        loss = sol.next_token_loss(logits, x) if shift else torch.nn.functional.cross_entropy(
-            logits.flatten(0, 1), x.flatten())
+        loss = (
+            sol.next_token_loss(logits, x)
+            if shift
+            else torch.nn.functional.cross_entropy(logits.flatten(0, 1), x.flatten())
+        )
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
@@ -651,6 +780,7 @@ def step_with(zero=True, clip=True, set_lr=True, shift=True, zero_after=False):
         if zero_after:
             optimizer.zero_grad()
         return loss.item()
+
     return step
 
 
@@ -666,6 +796,7 @@ def test_train_step_wrong_answers(capsys):
 
 def lora_layer(scale=True, freeze=True, both_zero=False, with_base=True, parameters=True):
     """The solution's LoRA layer, with one of the usual mistakes."""
+
     class Layer(sol.LoRALinear):
         def __init__(self, base, r, alpha):
             super().__init__(base, r, alpha)
@@ -680,6 +811,7 @@ def lora_layer(scale=True, freeze=True, both_zero=False, with_base=True, paramet
         def forward(self, x):
             update = (self.scale if scale else 1) * (x @ self.A.T @ self.B.T)
             return self.base(x) + update if with_base else update
+
     return Layer
 
 
@@ -706,8 +838,12 @@ def test_add_lora_wrong_answers(capsys):
     rejected(check, lambda m, r, a: sol.add_lora(m, r, a).score.requires_grad_(False) and m, capsys, "score head")
     rejected(check, lambda m, r, a: sol.add_lora(m, r, a, ("q_proj",)), capsys, "v_proj has nothing to train")
     first_block = lambda m: m.transformer.h[:1]  # noqa: E731
-    rejected(check, lambda m, r, a: wrap(m.requires_grad_(False), r, a, first_block).score.requires_grad_() and m,
-             capsys, "h.1.attn.q_proj")
+    rejected(
+        check,
+        lambda m, r, a: wrap(m.requires_grad_(False), r, a, first_block).score.requires_grad_() and m,
+        capsys,
+        "h.1.attn.q_proj",
+    )
     rejected(check, lambda m, r, a: wrap(m, r, a, every).requires_grad_(False), capsys, "no adapter trains")
 
 
@@ -718,16 +854,24 @@ def notebook_function(source: str, name: str):
     return namespace[name]
 
 
-OWN_ROTATE = "def f(x):\n    even, odd = x[..., 0::2], x[..., 1::2]\n    return torch.stack((-odd, even), -1).flatten(-2)"
+OWN_ROTATE = (
+    "def f(x):\n    even, odd = x[..., 0::2], x[..., 1::2]\n    return torch.stack((-odd, even), -1).flatten(-2)"
+)
 
 
-@pytest.mark.parametrize("answer, refused", [
-    (OWN_ROTATE, None),
-    ("f = gt.gptj.rotary.rotate_every_two", "not a function of this notebook"),
-    ("from gptj_teach.gptj.rotary import rotate_every_two as r\nf = lambda x: r(x)", "runs the package's own answer"),
-    ("def f(x):\n    return gt.gptj.rotary.rotate_every_two(x)", "runs the package's own answer"),
-    ("def f(x):\n    return x", "Not yet"),
-])
+@pytest.mark.parametrize(
+    "answer, refused",
+    [
+        (OWN_ROTATE, None),
+        ("f = gt.gptj.rotary.rotate_every_two", "not a function of this notebook"),
+        (
+            "from gptj_teach.gptj.rotary import rotate_every_two as r\nf = lambda x: r(x)",
+            "runs the package's own answer",
+        ),
+        ("def f(x):\n    return gt.gptj.rotary.rotate_every_two(x)", "runs the package's own answer"),
+        ("def f(x):\n    return x", "Not yet"),
+    ],
+)
 def test_the_hidden_test_refuses_the_package_answer_and_passes_an_own_one(answer, refused, capsys):
     ok = gt.classroom.honest.verify("check_rotate_every_two", notebook_function(answer, "f"))
     said = capsys.readouterr().out

@@ -43,9 +43,15 @@ def test_the_same_step_through_torch_compile_picks_the_eager_tokens(model, monke
     """On a GPU the step goes through torch.compile (dynamo, one full graph) instead of torch.export: the same
     tracing, with inductor, checked here on the CPU."""
     cpu = torch.device("cpu")
-    monkeypatch.setattr(model, "_compiled_steps", {(step, cpu): fast.CompiledStep(step, cpu, ahead_of_time=False)
-                                                   for step in (gt.generation.loop.one_token, gt.generation.loop.greedy_token)},
-                        raising=False)
+    monkeypatch.setattr(
+        model,
+        "_compiled_steps",
+        {
+            (step, cpu): fast.CompiledStep(step, cpu, ahead_of_time=False)
+            for step in (gt.generation.loop.one_token, gt.generation.loop.greedy_token)
+        },
+        raising=False,
+    )
     ids, mask, _ = left_padded_batch()
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # "compiling the decode step failed ..." would be one
@@ -53,8 +59,9 @@ def test_the_same_step_through_torch_compile_picks_the_eager_tokens(model, monke
             torch.manual_seed(seed)
             eager = gt.generate(model, ids, attention_mask=mask, max_new_tokens=30, **kwargs)
             torch.manual_seed(seed)
-            assert torch.equal(gt.generate(model, ids, attention_mask=mask, max_new_tokens=30, fast=True, **kwargs),
-                               eager)
+            assert torch.equal(
+                gt.generate(model, ids, attention_mask=mask, max_new_tokens=30, fast=True, **kwargs), eager
+            )
     assert all(not step.ahead and step.failed is None for step in model._compiled_steps.values())
 
 
@@ -67,7 +74,7 @@ def test_static_cache_forward_equals_one_full_pass(model):
     steps = [model(ids[:, :5], cache=cache, use_cache=True).logits]  # the prompt, written at slots 0..4
     for t in range(5, 12):
         cache.seek(torch.tensor([t]))
-        steps.append(model(ids[:, t:t + 1], cache=cache, use_cache=True).logits)
+        steps.append(model(ids[:, t : t + 1], cache=cache, use_cache=True).logits)
     assert (torch.cat(steps, dim=1) - full).abs().max() <= 1e-5
     assert cache[0][0].shape == (2, 5, 12, 8)  # (batch, heads, max_len, head_dim): allocated once
 
@@ -154,5 +161,6 @@ def test_fast_stops_at_eos_like_the_eager_loop(model):
         torch.manual_seed(seed)
         eager = gt.generate(model, ids, max_new_tokens=40, do_sample=True, temperature=2.0)
         torch.manual_seed(seed)
-        assert torch.equal(gt.generate(model, ids, max_new_tokens=40, do_sample=True, temperature=2.0, fast=True),
-                           eager)
+        assert torch.equal(
+            gt.generate(model, ids, max_new_tokens=40, do_sample=True, temperature=2.0, fast=True), eager
+        )

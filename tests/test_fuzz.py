@@ -9,7 +9,6 @@ devices, and tensors of every dtype (bool ... complex) and of 0 to 4 dimensions 
 
 import functools
 import math
-import os
 
 import numpy as np
 import pytest
@@ -21,8 +20,19 @@ from hypothesis import strategies as st
 import gptj_teach as gt
 from gptj_teach.errors import GPTJTeachError
 
-TENSOR_DTYPES = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
-                 torch.bfloat16, torch.float32, torch.float64, torch.complex64]
+TENSOR_DTYPES = [
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.complex64,
+]
 
 
 @st.composite
@@ -35,11 +45,35 @@ def tensors(draw):
 
 
 ANYTHING = st.one_of(
-    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.integers(-3, 130), st.floats(), st.text(max_size=4),
-    st.binary(max_size=4), st.lists(st.integers(-3, 120), max_size=3), st.integers(-5, 130).map(np.int64),
-    st.floats(-2, 2).map(np.float32), st.sampled_from([np.bool_(True), torch.float16, torch.int8, torch.float32,
-                                                      "float16", "int8", "cpu", "cuda", "cuda:7", "meta", "mps", "x"]),
-    st.just(torch.device("meta")), tensors())
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.integers(-3, 130),
+    st.floats(),
+    st.text(max_size=4),
+    st.binary(max_size=4),
+    st.lists(st.integers(-3, 120), max_size=3),
+    st.integers(-5, 130).map(np.int64),
+    st.floats(-2, 2).map(np.float32),
+    st.sampled_from(
+        [
+            np.bool_(True),
+            torch.float16,
+            torch.int8,
+            torch.float32,
+            "float16",
+            "int8",
+            "cpu",
+            "cuda",
+            "cuda:7",
+            "meta",
+            "mps",
+            "x",
+        ]
+    ),
+    st.just(torch.device("meta")),
+    tensors(),
+)
 
 MODEL_CONFIG = make_config("small")  # vocab 97, n_positions 64, 2 layers: conftest's `model` fixture builds ours
 IDS = torch.tensor([[5, 17, 33, 2]])
@@ -74,17 +108,47 @@ TOKENIZER = ByteTokenizer()
 
 # entry point -> (call, well-formed arguments, {argument: words one of which the error message must contain})
 ENTRIES = {
-    "forward": (forward, dict(input_ids=IDS), {
-        "input_ids": ["input_ids"], "attention_mask": ["attention_mask"], "position_ids": ["position_ids"],
-        "labels": ["labels"], "cache": ["cache"], "use_cache": ["use_cache"],
-        "output_attentions": ["output_attentions"], "output_hidden_states": ["output_hidden_states"]}),
-    "generate": (generate, dict(input_ids=IDS, max_new_tokens=3, do_sample=True, top_p=0.9), {
-        "input_ids": ["input_ids"], "max_new_tokens": ["max_new_tokens"], "do_sample": ["do_sample"],
-        "temperature": ["temperature"], "top_k": ["top_k"], "top_p": ["top_p"],
-        "attention_mask": ["attention_mask"], "eos_token_id": ["eos_token_id"]}),
-    "stream": (stream, dict(prompt="def f", max_new_tokens=3, do_sample=True, seed=0), {
-        "prompt": ["prompt"], "max_new_tokens": ["max_new_tokens"], "temperature": ["temperature"],
-        "top_k": ["top_k"], "top_p": ["top_p"], "seed": ["seed"], "do_sample": ["do_sample"]}),
+    "forward": (
+        forward,
+        dict(input_ids=IDS),
+        {
+            "input_ids": ["input_ids"],
+            "attention_mask": ["attention_mask"],
+            "position_ids": ["position_ids"],
+            "labels": ["labels"],
+            "cache": ["cache"],
+            "use_cache": ["use_cache"],
+            "output_attentions": ["output_attentions"],
+            "output_hidden_states": ["output_hidden_states"],
+        },
+    ),
+    "generate": (
+        generate,
+        dict(input_ids=IDS, max_new_tokens=3, do_sample=True, top_p=0.9),
+        {
+            "input_ids": ["input_ids"],
+            "max_new_tokens": ["max_new_tokens"],
+            "do_sample": ["do_sample"],
+            "temperature": ["temperature"],
+            "top_k": ["top_k"],
+            "top_p": ["top_p"],
+            "attention_mask": ["attention_mask"],
+            "eos_token_id": ["eos_token_id"],
+        },
+    ),
+    "stream": (
+        stream,
+        dict(prompt="def f", max_new_tokens=3, do_sample=True, seed=0),
+        {
+            "prompt": ["prompt"],
+            "max_new_tokens": ["max_new_tokens"],
+            "temperature": ["temperature"],
+            "top_k": ["top_k"],
+            "top_p": ["top_p"],
+            "seed": ["seed"],
+            "do_sample": ["do_sample"],
+        },
+    ),
 }
 
 
@@ -93,8 +157,19 @@ GENERATOR = torch.Generator().manual_seed(0)
 PATTERN = torch.softmax(torch.randn(1, 2, 8, 8, generator=GENERATOR), dim=-1)  # (batch, heads, seq, seq)
 Z = torch.randn(1, 4, 3, 5, generator=GENERATOR)  # (batch, seq, heads, head_dim)
 LOGITS = torch.randn(1, 4, 97, generator=GENERATOR)  # (batch, seq, vocab)
-RECIPE_FIELDS = ("steps", "minutes", "batch", "seq", "lr", "warmup", "weight_decay", "clip", "eval_every",
-                 "eval_windows", "bf16")
+RECIPE_FIELDS = (
+    "steps",
+    "minutes",
+    "batch",
+    "seq",
+    "lr",
+    "warmup",
+    "weight_decay",
+    "clip",
+    "eval_every",
+    "eval_windows",
+    "bf16",
+)
 
 
 def cache_names(model, **kwargs):
@@ -105,20 +180,41 @@ def evaluate(model, **kwargs):
     return gt.train.loop.evaluate(model, **kwargs)
 
 
-ENTRIES.update({
-    "plan": (gt.show.memory.plan, dict(config=None, dtype=torch.float16, context=2048, batch=1), {
-        "config": ["config"], "dtype": ["dtype"], "context": ["context"], "batch": ["batch"]}),
-    "Recipe": (gt.train.loop.Recipe, dict(steps=4, batch=2, seq=8), {
-        field: [f"recipe.{field}", "budget"] for field in RECIPE_FIELDS}),
-    "evaluate": (evaluate, dict(ids=IDS[0].repeat(5), seq=4, max_windows=2), {
-        "ids": ["ids"], "seq": ["seq"], "max_windows": ["max_windows"]}),
-    "run_with_cache": (cache_names, dict(input_ids=IDS, names=["h.0.attn.pattern"]), {
-        "input_ids": ["input_ids"], "names": ["names", "activation"]}),
-    "induction_score": (gt.interpret.circuits.induction_score, dict(pattern=PATTERN, n=4), {"pattern": ["pattern"], "n": ["n "]}),
-    "zero_ablate": (gt.interpret.circuits.zero_ablate, dict(z=Z, head=1), {"z": ["z ", "head"], "head": ["head"]}),
-    "logit_difference": (gt.interpret.circuits.logit_difference, dict(logits=LOGITS, right=3, wrong=7, pos=-1), {
-        "logits": ["logits", "right", "wrong", "pos"], "right": ["right"], "wrong": ["wrong"], "pos": ["pos"]}),
-})
+ENTRIES.update(
+    {
+        "plan": (
+            gt.show.memory.plan,
+            dict(config=None, dtype=torch.float16, context=2048, batch=1),
+            {"config": ["config"], "dtype": ["dtype"], "context": ["context"], "batch": ["batch"]},
+        ),
+        "Recipe": (
+            gt.train.loop.Recipe,
+            dict(steps=4, batch=2, seq=8),
+            {field: [f"recipe.{field}", "budget"] for field in RECIPE_FIELDS},
+        ),
+        "evaluate": (
+            evaluate,
+            dict(ids=IDS[0].repeat(5), seq=4, max_windows=2),
+            {"ids": ["ids"], "seq": ["seq"], "max_windows": ["max_windows"]},
+        ),
+        "run_with_cache": (
+            cache_names,
+            dict(input_ids=IDS, names=["h.0.attn.pattern"]),
+            {"input_ids": ["input_ids"], "names": ["names", "activation"]},
+        ),
+        "induction_score": (
+            gt.interpret.circuits.induction_score,
+            dict(pattern=PATTERN, n=4),
+            {"pattern": ["pattern"], "n": ["n "]},
+        ),
+        "zero_ablate": (gt.interpret.circuits.zero_ablate, dict(z=Z, head=1), {"z": ["z ", "head"], "head": ["head"]}),
+        "logit_difference": (
+            gt.interpret.circuits.logit_difference,
+            dict(logits=LOGITS, right=3, wrong=7, pos=-1),
+            {"logits": ["logits", "right", "wrong", "pos"], "right": ["right"], "wrong": ["wrong"], "pos": ["pos"]},
+        ),
+    }
+)
 FLOAT_TENSORS = {"pattern", "z", "logits"}  # float arguments: an integer-valued float tensor stays a float tensor
 ON_THE_MODEL = {"forward", "generate", "stream", "run_with_cache", "evaluate"}  # their call takes the model first
 CASES = [(entry, argument) for entry, (_, _, arguments) in ENTRIES.items() for argument in arguments]
@@ -160,8 +256,11 @@ def test_every_argument_is_answered_or_refused_by_name(model, entry, argument, v
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-@given(logits=st.lists(st.floats(-1e4, 1e4), min_size=2, max_size=8),
-       temperature=st.floats(min_value=1e-300, max_value=1e300), top_p=st.floats(0.01, 1.0))
+@given(
+    logits=st.lists(st.floats(-1e4, 1e4), min_size=2, max_size=8),
+    temperature=st.floats(min_value=1e-300, max_value=1e300),
+    top_p=st.floats(0.01, 1.0),
+)
 def test_any_finite_positive_temperature_gives_a_distribution(logits, temperature, top_p):
     """Tiny temperatures behave like greedy (all the mass on the best logits), huge ones like uniform: no NaN."""
     probs = gt.generation.sampling.logits_to_probs(torch.tensor(logits), temperature, 0, top_p)
@@ -171,14 +270,20 @@ def test_any_finite_positive_temperature_gives_a_distribution(logits, temperatur
         assert math.isclose(probs[best].sum().item(), 1.0, rel_tol=1e-5)
 
 
-@pytest.mark.parametrize("argument, values, words", [
-    ("name_or_path", [None, 3, b"tiny", ["tiny"], "", "./no/such/dir", "no-such-user/no-such-model"],
-     ["name_or_path", "directory", "download", "checkpoint"]),
-    ("revision", [3, b"main", ["main"]], ["revision"]),
-    ("dtype", [torch.int8, torch.complex64, "int8", "half", 16, True], ["dtype"]),
-    ("device", ["meta", "cuda", "cuda:7", "gpu", 0, torch.device("meta"), True], ["device"]),
-    ("progress", ["yes", 1], ["progress"]),
-])
+@pytest.mark.parametrize(
+    "argument, values, words",
+    [
+        (
+            "name_or_path",
+            [None, 3, b"tiny", ["tiny"], "", "./no/such/dir", "no-such-user/no-such-model"],
+            ["name_or_path", "directory", "download", "checkpoint"],
+        ),
+        ("revision", [3, b"main", ["main"]], ["revision"]),
+        ("dtype", [torch.int8, torch.complex64, "int8", "half", 16, True], ["dtype"]),
+        ("device", ["meta", "cuda", "cuda:7", "gpu", 0, torch.device("meta"), True], ["device"]),
+        ("progress", ["yes", 1], ["progress"]),
+    ],
+)
 def test_load_answers_or_refuses_each_argument_by_name(monkeypatch, argument, values, words):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub id must fail at once, not wait on a closed network
     for value in values:
@@ -211,15 +316,25 @@ def test_stream_and_sampler_refuse_what_is_not_a_tokenizer(model, tok):
 
 @pytest.mark.parametrize("model", [None, "tiny", torch.nn.Linear(2, 2)])
 def test_generate_stream_and_sampler_refuse_what_is_not_our_model(model):
-    for call in (lambda: gt.generate(model, IDS), lambda: next(gt.stream(model, TOKENIZER, "x")),
-                 lambda: gt.show.widgets.sampler(model, TOKENIZER)):
+    for call in (
+        lambda: gt.generate(model, IDS),
+        lambda: next(gt.stream(model, TOKENIZER, "x")),
+        lambda: gt.show.widgets.sampler(model, TOKENIZER),
+    ):
         with pytest.raises(GPTJTeachError, match="model must be a gptj_teach GPTJForCausalLM"):
             call()
 
 
-@pytest.mark.parametrize("kwargs, word", [(dict(prompt=3), "prompt"), (dict(max_new_tokens=0), "max_new_tokens"),
-                                          (dict(max_new_tokens=True), "max_new_tokens"), (dict(seed=-1), "seed"),
-                                          (dict(seed=1.5), "seed")])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(prompt=3), "prompt"),
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(max_new_tokens=True), "max_new_tokens"),
+        (dict(seed=-1), "seed"),
+        (dict(seed=1.5), "seed"),
+    ],
+)
 def test_sampler_widget_refuses_bad_settings_by_name(model, kwargs, word):
     pytest.importorskip("ipywidgets")
     with pytest.raises(GPTJTeachError, match=word):

@@ -18,22 +18,25 @@ from test_student_edition import ASSIGNMENT, ROOT, make_course, nbgrader
 
 NOTEBOOKS = ["02_rotary.ipynb", "06_sampling.ipynb"]
 # the package's own answers, passed off as the learner's (the visible checks pass them)
-PACKAGE = {"nb02_inv_frequencies": "my_inv_frequencies = gt.gptj.rotary.inv_frequencies",
-           "nb02_rotate_every_two": "my_rotate_every_two = lambda x: gt.gptj.rotary.rotate_every_two(x)",
-           "nb02_apply_rotary_pos_emb": "from gptj_teach.gptj.rotary import apply_rotary_pos_emb as "
-                                        "my_apply_rotary_pos_emb",
-           "nb06_top_k": "top_k_by_hand = gt.generation.sampling.top_k_filter",
-           "nb06_top_p": "top_p_by_hand = gt.generation.sampling.top_p_filter",
-           "nb06_pipeline": "def logits_to_probs_by_hand(logits, t, k, p):\n"
-                            "    return gt.generation.sampling.logits_to_probs(logits, t, k, p)"}
+PACKAGE = {
+    "nb02_inv_frequencies": "my_inv_frequencies = gt.gptj.rotary.inv_frequencies",
+    "nb02_rotate_every_two": "my_rotate_every_two = lambda x: gt.gptj.rotary.rotate_every_two(x)",
+    "nb02_apply_rotary_pos_emb": "from gptj_teach.gptj.rotary import apply_rotary_pos_emb as my_apply_rotary_pos_emb",
+    "nb06_top_k": "top_k_by_hand = gt.generation.sampling.top_k_filter",
+    "nb06_top_p": "top_p_by_hand = gt.generation.sampling.top_p_filter",
+    "nb06_pipeline": "def logits_to_probs_by_hand(logits, t, k, p):\n"
+    "    return gt.generation.sampling.logits_to_probs(logits, t, k, p)",
+}
 # the usual mistakes: Llama's half-split rotary (02; apply_rotary, built on it, fails too) and a top-p that
 # keeps too few tokens (06; the pipeline, built on it, fails too): 1 of 3 in each notebook
-MISTAKES = {"nb02_rotate_every_two": "def my_rotate_every_two(x):\n    half = x.shape[-1] // 2\n"
-                                     "    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)",
-            "nb06_top_p": "def top_p_by_hand(logits, p):\n"
-                          "    sorted_logits, order = torch.sort(logits, descending=True)\n"
-                          "    drop = torch.cumsum(torch.softmax(sorted_logits, -1), -1) > p\n"
-                          "    return logits.masked_fill(drop.scatter(-1, order, drop), float('-inf'))"}
+MISTAKES = {
+    "nb02_rotate_every_two": "def my_rotate_every_two(x):\n    half = x.shape[-1] // 2\n"
+    "    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)",
+    "nb06_top_p": "def top_p_by_hand(logits, p):\n"
+    "    sorted_logits, order = torch.sort(logits, descending=True)\n"
+    "    drop = torch.cumsum(torch.softmax(sorted_logits, -1), -1) > p\n"
+    "    return logits.masked_fill(drop.scatter(-1, order, drop), float('-inf'))",
+}
 
 
 def submission(folder: Path, answers: dict) -> None:

@@ -46,26 +46,32 @@ except gt.CheckpointError as error:
 
 def test_a_header_that_claims_3_gb_is_refused_before_any_allocation(saved, model, tmp_path_factory):
     sound = model.save_pretrained(tmp_path_factory.mktemp("sound"))
-    write_safetensors(saved / "model.safetensors",
-                      {"transformer.wte.weight": {"dtype": "F32", "shape": [97, 8_000_000], "data_offsets": [0, 3_104_000_000]}},
-                      b"\0" * 16)
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(saved), str(sound)], capture_output=True, text=True,
-                         timeout=120)
+    write_safetensors(
+        saved / "model.safetensors",
+        {"transformer.wte.weight": {"dtype": "F32", "shape": [97, 8_000_000], "data_offsets": [0, 3_104_000_000]}},
+        b"\0" * 16,
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(saved), str(sound)], capture_output=True, text=True, timeout=120
+    )
     grown, message = out.stdout.split(" ", 1)
     assert "truncated or corrupt" in message and "transformer.wte.weight" in message
     assert int(grown) < 100e6, f"refusing the file took {int(grown) / 1e6:.0f} MB"
 
 
-@pytest.mark.parametrize("header, data, words", [
-    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "truncated or corrupt"),
-    ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8, "truncated or corrupt"),
-    ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "malformed"),
-    ({"a": {"dtype": "F32", "shape": "2", "data_offsets": [0, 8]}}, b"\0" * 8, "malformed"),
-    ({"a": {"dtype": "F32", "shape": [2]}}, b"\0" * 8, "malformed"),
-    ({"a": [1, 2]}, b"", "malformed"),
-    ({"a": {"dtype": "F8_E8M0", "shape": [2], "data_offsets": [0, 2]}}, b"\0" * 2, "F8_E8M0"),
-    ({"a": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}, b"\0" * 8, "C64"),
-])
+@pytest.mark.parametrize(
+    "header, data, words",
+    [
+        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "truncated or corrupt"),
+        ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8, "truncated or corrupt"),
+        ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "malformed"),
+        ({"a": {"dtype": "F32", "shape": "2", "data_offsets": [0, 8]}}, b"\0" * 8, "malformed"),
+        ({"a": {"dtype": "F32", "shape": [2]}}, b"\0" * 8, "malformed"),
+        ({"a": [1, 2]}, b"", "malformed"),
+        ({"a": {"dtype": "F8_E8M0", "shape": [2], "data_offsets": [0, 2]}}, b"\0" * 2, "F8_E8M0"),
+        ({"a": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}, b"\0" * 8, "C64"),
+    ],
+)
 def test_malformed_safetensors_headers_are_named(saved, header, data, words):
     write_safetensors(saved / "model.safetensors", header, data)
     with pytest.raises(CheckpointError, match=words):
@@ -87,8 +93,18 @@ def test_float8_weights_load_like_their_float32_values(saved, model):
     assert torch.equal(loaded(IDS).logits, expected(IDS).logits)  # the same model on the same weights: the same bits
 
 
-@pytest.mark.parametrize("change", [{"n_embd": "big"}, {"n_layer": -1}, {"n_head": 0}, {"rotary_dim": 3},
-                                    {"n_embd": 47}, {"vocab_size": 1.5}, {"layer_norm_epsilon": "tiny"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n_embd": "big"},
+        {"n_layer": -1},
+        {"n_head": 0},
+        {"rotary_dim": 3},
+        {"n_embd": 47},
+        {"vocab_size": 1.5},
+        {"layer_norm_epsilon": "tiny"},
+    ],
+)
 def test_config_fields_of_the_wrong_type_or_size(saved, change):
     config = json.loads((saved / "config.json").read_text())
     (saved / "config.json").write_text(json.dumps({**config, **change}))
@@ -117,12 +133,17 @@ def sharded(saved):
     return saved, weight_map
 
 
-@pytest.mark.parametrize("index, words", [
-    ([], "shard index"), ({"weight_map": []}, "weight_map"), ({"weight_map": {}}, "weight_map"),
-    ({"weight_map": {"lm_head.bias": 3}}, "plain file names"),
-    ({"weight_map": {"lm_head.bias": "../../etc/passwd"}}, "plain file names"),
-    ({"metadata": {}}, "shard index"),
-])
+@pytest.mark.parametrize(
+    "index, words",
+    [
+        ([], "shard index"),
+        ({"weight_map": []}, "weight_map"),
+        ({"weight_map": {}}, "weight_map"),
+        ({"weight_map": {"lm_head.bias": 3}}, "plain file names"),
+        ({"weight_map": {"lm_head.bias": "../../etc/passwd"}}, "plain file names"),
+        ({"metadata": {}}, "shard index"),
+    ],
+)
 def test_shard_indexes_of_the_wrong_shape(sharded, index, words):
     directory, _ = sharded
     (directory / "model.safetensors.index.json").write_text(json.dumps(index))
@@ -171,13 +192,24 @@ def run_cli(*args, **kwargs):
     return subprocess.run([CLI, *args], capture_output=True, timeout=300, **kwargs)
 
 
-@pytest.mark.parametrize("args", [
-    ["generate"], ["generate", "x", "--max-new-tokens", "abc"], ["generate", "x", "--top-p", "2"],
-    ["generate", "x", "--temperature", "nan"], ["generate", "x", "--temperature", "-1"],
-    ["generate", "x", "--seed", "-1"], ["generate", "x", "--top-k", "-3"], ["generate", "x", "--device", "cuda:9"],
-    ["generate", "x", "--device", "floppy"], ["generate", "x", "--model", "/no/such/dir"],
-    ["generate", "x", "--max-new-tokens", "100000"], ["generate", ""], ["frobnicate"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate"],
+        ["generate", "x", "--max-new-tokens", "abc"],
+        ["generate", "x", "--top-p", "2"],
+        ["generate", "x", "--temperature", "nan"],
+        ["generate", "x", "--temperature", "-1"],
+        ["generate", "x", "--seed", "-1"],
+        ["generate", "x", "--top-k", "-3"],
+        ["generate", "x", "--device", "cuda:9"],
+        ["generate", "x", "--device", "floppy"],
+        ["generate", "x", "--model", "/no/such/dir"],
+        ["generate", "x", "--max-new-tokens", "100000"],
+        ["generate", ""],
+        ["frobnicate"],
+    ],
+)
 def test_cli_refuses_bad_arguments_in_one_line(args, monkeypatch, capsys):
     """In this process (a fresh interpreter per case spent 6 s importing torch): an exception that escaped main
     would fail the test here as a traceback would in a terminal. The next test runs the real program."""
@@ -197,8 +229,11 @@ def test_cli_refuses_bytes_that_are_not_text():
 
 def test_cli_stops_quietly_when_the_reader_goes_away():
     """`gptj-teach generate ... | head -c 1`: a closed pipe ends the program with 0, like other Unix tools."""
-    process = subprocess.Popen([CLI, "generate", "def f():", "--max-new-tokens", "300", "--seed", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [CLI, "generate", "def f():", "--max-new-tokens", "300", "--seed", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert len(process.stdout.read(1)) == 1
     process.stdout.close()  # the reader goes away
     stderr = process.stderr.read()

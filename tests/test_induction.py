@@ -21,6 +21,8 @@ def test_a_short_run_is_seeded_and_records_what_it_promises():
 
 
 def test_first_step_below_reads_the_history():
-    history = [{"step": 10, "seconds": 1.0, "first": 5.0, "second": 4.0},
-               {"step": 20, "seconds": 2.0, "first": 5.0, "second": 2.4}]
+    history = [
+        {"step": 10, "seconds": 1.0, "first": 5.0, "second": 4.0},
+        {"step": 20, "seconds": 2.0, "first": 5.0, "second": 2.4},
+    ]
     assert first_step_below(history) == (20, 2.0) and first_step_below(history, 0.1) == (None, None)

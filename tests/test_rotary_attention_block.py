@@ -6,6 +6,7 @@ import torch
 from helpers import make_config, make_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 import gptj_teach as gt
 from gptj_teach import reference as ref
 from gptj_teach.gptj.rotary import apply_rotary_pos_emb, fixed_pos_embedding, rotate_every_two
@@ -74,6 +75,7 @@ def test_rotated_dot_product_depends_only_on_distance(q, k, m, n, shift):
         qi = rotary(q.view(1, 1, 1, 16).double(), torch.tensor([[i]]), 16)
         kj = rotary(k.view(1, 1, 1, 16).double(), torch.tensor([[j]]), 16)
         return (qi * kj).sum().item()
+
     # the angles come from an fp32 table (like transformers'), so allow fp32 rounding of position * frequency
     assert abs(score(m, n) - score(m + shift, n + shift)) <= 1e-3 * (q.norm() * k.norm()).item()
 
@@ -130,13 +132,19 @@ def test_the_model_computes_the_rotation_table_once_and_a_block_alone_gets_the_s
     _, ours = make_pair(make_config("odd"))
     calls = []
     for module in (gt.gptj.model, gt.gptj.attention):  # both build a table: the model for all layers, attention
-        monkeypatch.setattr(module, "fixed_pos_embedding",  # for itself when called alone
-                            lambda *args: calls.append(args) or fixed_pos_embedding(*args))
+        monkeypatch.setattr(
+            module,
+            "fixed_pos_embedding",  # for itself when called alone
+            lambda *args: calls.append(args) or fixed_pos_embedding(*args),
+        )
     ours(torch.randint(97, (2, 6)))
     assert len(calls) == 1 < ours.config.n_layer  # one table for every layer, not one per layer
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         block, x = ours.transformer.h[0].to(dtype), torch.randn(2, 6, 40, dtype=dtype)
-        positions, mask = torch.arange(3, 9)[None].expand(2, -1), gt.gptj.model.make_mask(None, torch.arange(6), 6, dtype)
+        positions, mask = (
+            torch.arange(3, 9)[None].expand(2, -1),
+            gt.gptj.model.make_mask(None, torch.arange(6), 6, dtype),
+        )
         handed_in = block(x, positions, mask, rotation=fixed_pos_embedding(positions, 4, dtype))[0]
         assert torch.equal(handed_in, block(x, positions, mask)[0])  # its own table: the same ops, so the same bits
 
@@ -154,8 +162,8 @@ def test_the_two_spellings_of_the_score_scaling_differ_at_most_in_the_last_bit()
     two give the same bits; elsewhere (head_dim 8 in the "odd" config) they differ by one rounding at most."""
     scores = torch.randn(100_000)
     for head_dim in (16, 64, 256):
-        assert torch.equal(scores / math.sqrt(head_dim), scores * head_dim ** -0.5)
-    divided, multiplied = scores / math.sqrt(8), scores * 8 ** -0.5
+        assert torch.equal(scores / math.sqrt(head_dim), scores * head_dim**-0.5)
+    divided, multiplied = scores / math.sqrt(8), scores * 8**-0.5
     ulp = torch.finfo(torch.float32).eps * divided.abs()  # one unit in the last place, per element
     assert not torch.equal(divided, multiplied) and ((divided - multiplied).abs() <= ulp).all()
 
@@ -167,11 +175,14 @@ def test_token_by_token_with_the_reference_cache_equals_ours():
     with ref.catch(hf, "transformer.h.2.attn") as caught:  # what transformers' last attention layer outputs
         cache = None
         for t in range(7):
-            _, cache = ref.forward_with_cache(hf, ids[:, t:t + 1], cache)
+            _, cache = ref.forward_with_cache(hf, ids[:, t : t + 1], cache)
     out = ours(ids, output_hidden_states=True)
     block = ours.transformer.h[2]
-    mine = block.attn(block.ln_1(out.hidden_states[2]), torch.arange(7)[None].expand(2, -1),
-                      gt.gptj.model.make_mask(None, torch.arange(7), 7, torch.float32))[0]
+    mine = block.attn(
+        block.ln_1(out.hidden_states[2]),
+        torch.arange(7)[None].expand(2, -1),
+        gt.gptj.model.make_mask(None, torch.arange(7), 7, torch.float32),
+    )[0]
     assert len(caught["transformer.h.2.attn"]) == 7
     assert (torch.cat(caught["transformer.h.2.attn"], dim=1) - mine).abs().max() <= ATOL
 

@@ -12,11 +12,21 @@ from hypothesis import strategies as st
 import gptj_teach as gt
 from gptj_teach.errors import InputError, InputTypeError
 from gptj_teach.generation.fast_top_p import MARGIN, top_p_among_best
-from gptj_teach.generation.sampling import (SamplingSettings, logits_to_probs, next_token, temperature_scale,
-                                            top_k_filter, top_p_filter)
+from gptj_teach.generation.sampling import (
+    SamplingSettings,
+    logits_to_probs,
+    next_token,
+    temperature_scale,
+    top_k_filter,
+    top_p_filter,
+)
 
-logit_rows = st.builds(lambda seed, n, scale: torch.randn(n, generator=torch.Generator().manual_seed(seed)) * scale,
-                       st.integers(0, 2**31 - 1), st.integers(1, 300), st.floats(0.1, 20))
+logit_rows = st.builds(
+    lambda seed, n, scale: torch.randn(n, generator=torch.Generator().manual_seed(seed)) * scale,
+    st.integers(0, 2**31 - 1),
+    st.integers(1, 300),
+    st.floats(0.1, 20),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -65,8 +75,7 @@ def test_top_k_keeps_k_tokens_unless_tied(logits, k):
 @settings(max_examples=100, deadline=None)
 @given(logit_rows, st.floats(0.05, 5.0), st.integers(0, 50), st.floats(0.01, 1.0))
 def test_pipeline_equals_transformers_warpers(logits, temperature, k, p):
-    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
-                                                        TopPLogitsWarper)
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
     scores = TemperatureLogitsWarper(temperature)(None, logits[None])
     scores = TopKLogitsWarper(k)(None, scores) if k else scores
@@ -148,8 +157,8 @@ def test_a_temperature_so_small_that_the_logits_overflow_is_greedy():
 
 
 SETTINGS = [dict(do_sample=False)] + [
-    dict(do_sample=True, temperature=t, top_k=k, top_p=p)
-    for t in (0.7, 1.3) for k in (0, 40) for p in (0.5, 0.9, 1.0)]
+    dict(do_sample=True, temperature=t, top_k=k, top_p=p) for t in (0.7, 1.3) for k in (0, 40) for p in (0.5, 0.9, 1.0)
+]
 
 
 @pytest.fixture(scope="module")
@@ -204,12 +213,20 @@ def test_max_new_tokens_zero_returns_the_prompt(eos_pair):
     assert torch.equal(gt.generate(eos_pair[1], ids, max_new_tokens=0), ids)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(do_sample=True, temperature=0.0), "temperature"), (dict(do_sample=True, temperature=-1.0), "temperature"),
-    (dict(do_sample=True, temperature=float("inf")), "temperature"), (dict(top_p=0.0), "top_p"),
-    (dict(top_p=1.5), "top_p"), (dict(top_p=float("nan")), "top_p"), (dict(top_k=-1), "top_k"),
-    (dict(max_new_tokens=-1), "max_new_tokens"), (dict(max_new_tokens=62), "n_positions"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(do_sample=True, temperature=0.0), "temperature"),
+        (dict(do_sample=True, temperature=-1.0), "temperature"),
+        (dict(do_sample=True, temperature=float("inf")), "temperature"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(top_p=float("nan")), "top_p"),
+        (dict(top_k=-1), "top_k"),
+        (dict(max_new_tokens=-1), "max_new_tokens"),
+        (dict(max_new_tokens=62), "n_positions"),
+    ],
+)
 def test_bad_settings_are_refused_before_generating(eos_pair, kwargs, message):
     with pytest.raises(ValueError, match=message):
         gt.generate(eos_pair[1], torch.tensor([[5, 9, 11]]), **{"max_new_tokens": 5, **kwargs})
@@ -222,14 +239,19 @@ def test_greedy_ignores_temperature_zero_and_says_so(eos_pair):
     assert torch.equal(greedy_at_zero, gt.generate(eos_pair[1], ids, max_new_tokens=5))
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(do_sample=True, temperature=0.0), InputError, "temperature must be > 0 when sampling, got 0.0; .*greedy"),
-    (dict(do_sample=True, temperature=float("nan")), InputError, "temperature must be a finite number"),
-    (dict(top_p=0.0), InputError, r"top_p must be in \(0, 1\] \(1 turns it off\), got 0.0"),
-    (dict(top_p=2), InputError, "top_p must be in"), (dict(top_k=-3), InputError, "top_k must be >= 0, got -3"),
-    (dict(top_k=2.5), InputTypeError, "top_k must be a whole number"), (dict(do_sample=1), InputTypeError, "do_sample"),
-    (dict(temperature="hot"), InputTypeError, "temperature must be a number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(do_sample=True, temperature=0.0), InputError, "temperature must be > 0 when sampling, got 0.0; .*greedy"),
+        (dict(do_sample=True, temperature=float("nan")), InputError, "temperature must be a finite number"),
+        (dict(top_p=0.0), InputError, r"top_p must be in \(0, 1\] \(1 turns it off\), got 0.0"),
+        (dict(top_p=2), InputError, "top_p must be in"),
+        (dict(top_k=-3), InputError, "top_k must be >= 0, got -3"),
+        (dict(top_k=2.5), InputTypeError, "top_k must be a whole number"),
+        (dict(do_sample=1), InputTypeError, "do_sample"),
+        (dict(temperature="hot"), InputTypeError, "temperature must be a number"),
+    ],
+)
 def test_settings_built_with_a_bad_value_say_which_and_why(kwargs, error, message):
     with pytest.raises(error, match=message):
         SamplingSettings(**kwargs)
@@ -240,8 +262,7 @@ def test_settings_are_checked_once_converted_and_frozen():
 
     import numpy as np
 
-    settings = SamplingSettings(do_sample=np.bool_(True), temperature=np.float32(0.5), top_k=torch.tensor(40),
-                                top_p=1)
+    settings = SamplingSettings(do_sample=np.bool_(True), temperature=np.float32(0.5), top_k=torch.tensor(40), top_p=1)
     assert settings == SamplingSettings(True, 0.5, 40, 1.0)  # plain Python values, equal and hashable
     assert [type(v) for v in dataclasses.astuple(settings)] == [bool, float, int, float]
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -253,13 +274,18 @@ def test_generate_and_stream_take_the_same_settings_with_the_same_defaults():
     import inspect
 
     def keywords(function):
-        return {name: p.default for name, p in inspect.signature(function).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+        return {
+            name: p.default
+            for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
 
     shared = keywords(gt.generate).keys() & keywords(gt.stream).keys()
     assert shared >= {"max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed", "eos_token_id", "fast"}
     assert keywords(gt.generate).keys() - shared == {"attention_mask"}  # a text prompt has no padding to mask
-    assert {name: keywords(gt.generate)[name] for name in shared} == {name: keywords(gt.stream)[name] for name in shared}
+    assert {name: keywords(gt.generate)[name] for name in shared} == {
+        name: keywords(gt.stream)[name] for name in shared
+    }
     assert keywords(gt.generate)["do_sample"] is False  # greedy by default, as transformers' generate
     fields = {f.name: f.default for f in __import__("dataclasses").fields(SamplingSettings)}
     assert fields == {name: keywords(gt.generate)[name] for name in fields}  # and as the settings object
@@ -268,8 +294,9 @@ def test_generate_and_stream_take_the_same_settings_with_the_same_defaults():
 def test_decode_steps_carries_the_settings_to_every_pick(eos_pair, monkeypatch):
     seen = []
     real = gt.generation.loop.next_token
-    monkeypatch.setattr(gt.generation.loop, "next_token", lambda logits, settings: seen.append(settings) or
-                        real(logits, settings))
+    monkeypatch.setattr(
+        gt.generation.loop, "next_token", lambda logits, settings: seen.append(settings) or real(logits, settings)
+    )
     settings = SamplingSettings(do_sample=True, temperature=0.7, top_k=5)
     list(gt.generation.decode_steps(eos_pair[1], torch.tensor([[5, 9, 11]]), 4, settings))
     assert len(seen) == 4 and all(s is settings for s in seen)

@@ -88,6 +88,7 @@ def test_a_save_that_fails_leaves_the_old_checkpoint_and_no_work_files(tmp_path,
 
     def full_disk(*args, **kwargs):
         raise failure
+
     monkeypatch.setattr(gt.saving, "save_file", full_disk)
     with pytest.raises(type(failure)):
         model_of(seed=2, n_layer=1).save_pretrained(tmp_path)

@@ -20,8 +20,7 @@ def byte_model():
     """
     chain = TOK(MULTIBYTE).input_ids
     assert len(set(chain)) == len(chain) <= 32
-    config = gt.checkpoint.GPTJConfig(vocab_size=50400, n_embd=32, n_head=2, rotary_dim=8, n_layer=1,
-                                      n_positions=128)
+    config = gt.checkpoint.GPTJConfig(vocab_size=50400, n_embd=32, n_head=2, rotary_dim=8, n_layer=1, n_positions=128)
     model = gt.GPTJForCausalLM(config).eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -46,7 +45,7 @@ def test_every_streamed_piece_is_valid_text_and_they_join_to_the_decode(byte_mod
     assert any(len(p.encode()) > len(p) for p in pieces)  # multi-byte characters did come through
     torch.manual_seed(seed)
     ids = TOK("漢", return_tensors="pt").input_ids
-    new = gt.generate(byte_model, ids, max_new_tokens=35, do_sample=True, temperature=0.7)[0, ids.shape[1]:]
+    new = gt.generate(byte_model, ids, max_new_tokens=35, do_sample=True, temperature=0.7)[0, ids.shape[1] :]
     assert "".join(pieces) == TOK.decode(new)
     assert len(pieces) < len(new)  # some tokens were held back until their character was complete
 
@@ -58,8 +57,15 @@ SETTINGS = [dict(), dict(do_sample=True), dict(do_sample=True, temperature=1.8, 
 def test_generate_and_stream_give_the_same_tokens_under_the_same_seed_and_settings(settings):
     """A random model (its next token is not a function of the current one, unlike byte_model's) whose eos gets
     a bias that makes it likely, so that both loops meet it and stop."""
-    config = gt.checkpoint.GPTJConfig(vocab_size=50400, n_embd=32, n_head=2, rotary_dim=8, n_layer=2,
-                                      n_positions=128, eos_token_id=TOK(" the").input_ids[0])
+    config = gt.checkpoint.GPTJConfig(
+        vocab_size=50400,
+        n_embd=32,
+        n_head=2,
+        rotary_dim=8,
+        n_layer=2,
+        n_positions=128,
+        eos_token_id=TOK(" the").input_ids[0],
+    )
     torch.manual_seed(0)
     model = gt.GPTJForCausalLM(config).eval().init_weights(std=0.4)
     with torch.no_grad():
@@ -67,7 +73,7 @@ def test_generate_and_stream_give_the_same_tokens_under_the_same_seed_and_settin
     ids, stopped = TOK("The cat", return_tensors="pt").input_ids, 0
     for seed in range(4):
         pieces = list(gt.stream(model, TOK, "The cat", 40, seed=seed, **settings))
-        new = gt.generate(model, ids, 40, seed=seed, **settings)[0, ids.shape[1]:].tolist()
+        new = gt.generate(model, ids, 40, seed=seed, **settings)[0, ids.shape[1] :].tolist()
         if config.eos_token_id in new:  # generate fills a finished row with eos; stream stops at the first
             new, stopped = new[: new.index(config.eos_token_id) + 1], stopped + 1
         assert "".join(pieces) == TOK.decode(new), f"seed {seed}"

@@ -6,8 +6,11 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gptj_teach"
-SOURCES = {".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__"): p
-           for p in sorted(PACKAGE.rglob("*.py")) if p.stem != "__main__"}  # {"gptj.rotary": path, ...}
+SOURCES = {
+    ".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__"): p
+    for p in sorted(PACKAGE.rglob("*.py"))
+    if p.stem != "__main__"
+}  # {"gptj.rotary": path, ...}
 MODULES = sorted(name for name in SOURCES if name != "__init__")
 
 
@@ -40,8 +43,13 @@ sys.exit(failed)
 def test_each_module_imports_alone_in_a_fresh_interpreter():
     """A module that needs a late import to dodge a circle fails here: it is imported first, on its own, with
     the package's __init__ (which imports the core in a fixed order) left out."""
-    run = subprocess.run([sys.executable, "-c", IMPORT_EACH_ALONE, str(PACKAGE), *MODULES], text=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_EACH_ALONE, str(PACKAGE), *MODULES],
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
 
 
@@ -75,8 +83,12 @@ def calls(name: str) -> dict:
 
 
 def definitions(name: str) -> list:
-    return [path.stem for path in PACKAGE.rglob("*.py") for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name]
+    return [
+        path.stem
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name
+    ]
 
 
 def test_attention_and_the_block_are_defined_once():
@@ -84,7 +96,8 @@ def test_attention_and_the_block_are_defined_once():
     assert set(calls("scaled_dot_product_attention")) == {"attention"}  # one fused attention
     for projection in ("q_proj", "k_proj", "v_proj", "out_proj"):
         assert calls(projection) == {"attention": 1}, projection  # nobody else reaches into attention
-    assert calls("ln_1") == {"block": 1} and calls("fc_in") == {"block": 1}  # nor into the block
+    # nor into the block; circuits.ov_logits applies ln_1 alone to read a head's OV circuit off the weights (no forward)
+    assert calls("ln_1") == {"block": 1, "circuits": 1} and calls("fc_in") == {"block": 1}
 
 
 # What the model folder may import: torch, the standard library, and for the tokenizer and the output classes the
@@ -101,12 +114,16 @@ def test_the_model_folder_imports_nothing_from_the_rest_of_the_package():
             if isinstance(node, ast.ImportFrom) and node.level:
                 assert node.level == 1, f"{name} imports from outside gptj/: {'.' * node.level}{node.module}"
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                roots = {a.name.split(".")[0] for a in node.names} if isinstance(node, ast.Import) else {
-                    node.module.split(".")[0]}
+                roots = (
+                    {a.name.split(".")[0] for a in node.names}
+                    if isinstance(node, ast.Import)
+                    else {node.module.split(".")[0]}
+                )
                 assert roots <= MODEL_FOLDER_MAY_IMPORT, f"{name} imports {roots - MODEL_FOLDER_MAY_IMPORT}"
 
 
 def test_no_module_is_left_at_an_old_flat_name():
     """The old names live only in _moved.MOVED (they warn); a file at an old place would shadow the move."""
     from gptj_teach._moved import MOVED
+
     assert not [old for old in MOVED if (PACKAGE / f"{old}.py").exists()]

@@ -27,8 +27,9 @@ def nbgrader(course: Path, *args: str, force: bool = True) -> subprocess.Complet
     """Run nbgrader in the course directory (its nbgrader_config.py applies); fail with its output."""
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     command = [sys.executable, "-m", "nbgrader", *args, *["--force"] * force]  # export has no --force
-    done = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=900,
-                          env=env)  # nbgrader runs `alembic` from the venv's bin/
+    done = subprocess.run(
+        command, cwd=course, capture_output=True, text=True, timeout=900, env=env
+    )  # nbgrader runs `alembic` from the venv's bin/
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -70,7 +71,10 @@ def test_component_notebooks_have_three_your_turn_cells_each():
             nb = nbformat.read(path, as_version=4)
             assert len(cells(nb, "solution")) >= 3 and len(cells(nb, "grade")) >= 3, path.name
             for cell in cells(nb, "grade"):
-                assert cell.source.startswith("assert gt.classroom.exercises.check_") or "assert gt.classroom.exercises.check_" in cell.source
+                assert (
+                    cell.source.startswith("assert gt.classroom.exercises.check_")
+                    or "assert gt.classroom.exercises.check_" in cell.source
+                )
     assert seen == COMPONENT_NOTEBOOKS, sorted(COMPONENT_NOTEBOOKS - seen)  # a renamed notebook is not skipped
 
 
@@ -98,8 +102,12 @@ def test_every_your_turn_cell_raises_the_friendly_message(released):
         for cell in cells(nb, "solution"):
             tree = ast.parse(cell.source)  # a class's methods count as functions (notebook 12's LoRA layer)
             functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
-            raises = [stmt for body in [tree.body] + [f.body for f in functions] for stmt in body
-                      if isinstance(stmt, ast.Raise)]
+            raises = [
+                stmt
+                for body in [tree.body] + [f.body for f in functions]
+                for stmt in body
+                if isinstance(stmt, ast.Raise)
+            ]
             assert len(raises) == cell.source.count("# YOUR CODE HERE") >= 1, (name, cell.source)
             for stub in raises:
                 with pytest.raises(NotImplementedError) as raised:
@@ -109,8 +117,13 @@ def test_every_your_turn_cell_raises_the_friendly_message(released):
 
 def test_make_student_writes_what_nbgrader_releases(released, tmp_path):
     _, editions = released
-    done = subprocess.run([sys.executable, "-m", "gptj_teach", "student", "--out", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "gptj_teach", "student", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == sorted(editions)
     for name, nb in editions.items():
@@ -152,8 +165,14 @@ def test_the_student_command_refuses_bad_paths_in_one_line(tmp_path, case, capsy
     shutil.copy(ROOT / "notebooks" / "02_rotary.ipynb", source)
     (tmp_path / "link").symlink_to(source)
     (tmp_path / "file").write_text("")
-    out = {"same": source, "link": tmp_path / "link", "inside": source / "student", "file": tmp_path / "file",
-           "no-source": tmp_path / "out", "marker": tmp_path / "out"}[case]
+    out = {
+        "same": source,
+        "link": tmp_path / "link",
+        "inside": source / "student",
+        "file": tmp_path / "file",
+        "no-source": tmp_path / "out",
+        "marker": tmp_path / "out",
+    }[case]
     if case == "no-source":
         source = tmp_path / "missing"
     if case == "marker":

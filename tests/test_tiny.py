@@ -47,8 +47,9 @@ def test_seeded_sampling_picks_transformers_tokens_on_the_full_vocabulary():
     ids = tok(PROMPT, return_tensors="pt").input_ids
     for seed, settings in enumerate([dict(temperature=0.8, top_p=0.9), dict(temperature=1.2, top_p=0.5, top_k=40)]):
         torch.manual_seed(seed)
-        expected = theirs.generate(ids, max_new_tokens=60, do_sample=True, pad_token_id=tok.eos_token_id,
-                                   **{"top_k": 0, **settings})
+        expected = theirs.generate(
+            ids, max_new_tokens=60, do_sample=True, pad_token_id=tok.eos_token_id, **{"top_k": 0, **settings}
+        )
         torch.manual_seed(seed)
         assert torch.equal(gt.generate(ours, ids, max_new_tokens=60, do_sample=True, **settings), expected)
 
@@ -76,11 +77,29 @@ def test_training_script_runs_end_to_end_on_a_few_files(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for i in range(60):  # 60 small "files": every 50th is held out
-        (corpus / f"m{i:02d}.py").write_text(f"def f{i}(x):\n    \"\"\"Add {i}.\"\"\"\n    return x + {i}\n" * 3)
+        (corpus / f"m{i:02d}.py").write_text(f'def f{i}(x):\n    """Add {i}."""\n    return x + {i}\n' * 3)
     out = tmp_path / "tiny"
-    result = subprocess.run([sys.executable, ROOT / "scripts" / "train_tiny.py", "--stdlib", corpus, "--minutes",
-                             "0.05", "--seq", "32", "--batch", "2", "--work", tmp_path / "work", "--out", out],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            ROOT / "scripts" / "train_tiny.py",
+            "--stdlib",
+            corpus,
+            "--minutes",
+            "0.05",
+            "--seq",
+            "32",
+            "--batch",
+            "2",
+            "--work",
+            tmp_path / "work",
+            "--out",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "held-out loss" in result.stdout
     model, _ = gt.load(out)

@@ -15,7 +15,8 @@ from helpers import make_config
 from torch import nn
 
 import gptj_teach as gt
-from gptj_teach.train import corpus, loop as training
+from gptj_teach.train import corpus
+from gptj_teach.train import loop as training
 from gptj_teach.train.fused_loss import LinearCrossEntropy
 
 peft = pytest.importorskip("peft")
@@ -135,15 +136,16 @@ def small_run(small_corpus, steps):
     model = gt.GPTJForCausalLM(config).init_weights()
     recipe = training.Recipe(steps=steps, batch=8, seq=32, lr=1e-2, eval_every=steps, eval_windows=24, bf16=False)
     start = training.evaluate(model, valid_ids, recipe.seq, recipe.eval_windows)
-    history = training.fit(model, training.adamw(model, recipe.lr), recipe, train_ids, valid_ids,
-                           torch.Generator().manual_seed(0))
+    history = training.fit(
+        model, training.adamw(model, recipe.lr), recipe, train_ids, valid_ids, torch.Generator().manual_seed(0)
+    )
     return start, history, len(vocab)
 
 
 def test_a_seeded_run_learns_and_repeats_itself(small_corpus):
     start, history, vocab_size = small_run(small_corpus, 50)
     assert abs(start - math.log(vocab_size)) < 0.05  # random weights: ln(vocab) nats per token (8.82 here)
-    (step, held_out), = history.valid
+    ((step, held_out),) = history.valid
     # measured on this run (torch 2.13, 2 threads): 8.821 nats/token at the start, 5.096 after 50 steps of
     # 8 x 32 tokens; 5.4 leaves room for another CPU's rounding, and is still far below where it started
     assert step == 50 and held_out < 5.4
@@ -166,8 +168,16 @@ def test_compact_vocabulary_round_trips_and_bad_windows_are_refused(small_corpus
 
 
 def lora_config(**overrides):
-    return peft.LoraConfig(**{"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"],
-                              "modules_to_save": ["score"], **overrides})
+    return peft.LoraConfig(
+        **{
+            "r": 4,
+            "lora_alpha": 8,
+            "lora_dropout": 0.0,
+            "target_modules": ["q_proj", "v_proj"],
+            "modules_to_save": ["score"],
+            **overrides,
+        }
+    )
 
 
 @PEFTS_OWN_DEPRECATION
@@ -180,8 +190,9 @@ def test_lora_on_our_modules_trains_the_parameters_it_should():
     d = config.n_embd  # q_proj and v_proj are d -> d: A is (r, d), B is (d, r); the score head is trained whole
     assert trainable == config.n_layer * 2 * (4 * d + d * 4) + d * config.num_labels
     assert ours.get_nb_trainable_parameters() == theirs.get_nb_trainable_parameters()
-    assert {n for n, p in ours.named_parameters() if p.requires_grad} == \
-           {n for n, p in theirs.named_parameters() if p.requires_grad}
+    assert {n for n, p in ours.named_parameters() if p.requires_grad} == {
+        n for n, p in theirs.named_parameters() if p.requires_grad
+    }
 
 
 @PEFTS_OWN_DEPRECATION

@@ -15,11 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from gptj_teach.reference import create_sinusoidal_positions  # noqa: E402
 
 import gptj_teach as gt  # noqa: E402
-from gptj_teach.show import bertviz_views, viz  # noqa: E402
 from gptj_teach.parity import report_parity  # noqa: E402
+from gptj_teach.reference import create_sinusoidal_positions  # noqa: E402
+from gptj_teach.show import bertviz_views, viz  # noqa: E402
 
 CODE = '''def fibonacci(n):
     """Return the n-th Fibonacci number, counting from fibonacci(0) == 0."""
@@ -41,8 +41,9 @@ def run64(tiny):
     model, tok = tiny
     ids = tok(CODE, return_tensors="pt").input_ids[:, :64]
     assert ids.shape == (1, 64)
-    hf = transformers.GPTJForCausalLM.from_pretrained(gt.checkpoint.TINY, dtype=torch.float32,
-                                                      attn_implementation="eager").eval()
+    hf = transformers.GPTJForCausalLM.from_pretrained(
+        gt.checkpoint.TINY, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
     with torch.no_grad():
         ours = model(ids, output_attentions=True)
         theirs = hf(ids, output_attentions=True)
@@ -144,6 +145,7 @@ def test_views_accept_transformers_outputs_and_agree_with_ours(run64, view):
 def test_payload_of_a_64_token_prompt_stays_small(run64):
     _, labels, ours, _ = run64
     from bertviz import head_view as bertviz_head_view
+
     plain = bertviz_head_view(ours.attentions, labels, html_action="return").data
     for view in (bertviz_views.head_view, bertviz_views.model_view):
         page = view(ours, labels).data
@@ -168,8 +170,11 @@ def test_offline_page_inlines_the_libraries_and_fetches_nothing(run64):
 
 
 def test_vendored_scripts_have_their_licences():
-    for name, licence in [("require.min.js", "LICENSE-requirejs.txt"), ("d3.min.js", "LICENSE-d3.txt"),
-                          ("jquery.min.js", "LICENSE-jquery.txt")]:
+    for name, licence in [
+        ("require.min.js", "LICENSE-requirejs.txt"),
+        ("d3.min.js", "LICENSE-d3.txt"),
+        ("jquery.min.js", "LICENSE-jquery.txt"),
+    ]:
         assert (bertviz_views.VENDOR / name).stat().st_size > 10_000
         assert "Copyright" in (bertviz_views.VENDOR / licence).read_text(encoding="utf-8")
 

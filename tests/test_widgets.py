@@ -48,8 +48,11 @@ def reference_probs(logits, temperature, top_k, top_p):
 
 
 def test_names_the_browser_tests_rely_on(w):
-    assert (w.temperature.description, w.top_p.description, w.button.description) == ("temperature", "top-p",
-                                                                                      "Generate")
+    assert (w.temperature.description, w.top_p.description, w.button.description) == (
+        "temperature",
+        "top-p",
+        "Generate",
+    )
     assert "gptj-sampler-stats" in w.stats_html._dom_classes
     assert "gptj-sampler-text" in w.output._dom_classes
     assert isinstance(w, gt.show.widgets.Sampler) and w.prompt.value == PROMPT and w.max_new_tokens.value == 8
@@ -134,9 +137,10 @@ def test_generate_equals_gt_generate_and_transformers_generate(w, tiny, tiny_hf)
     torch.manual_seed(3)
     ours = gt.generate(model, ids, 8, do_sample=True, temperature=0.9, top_k=40, top_p=0.95)
     torch.manual_seed(3)
-    theirs = hf.generate(ids, max_new_tokens=8, do_sample=True, temperature=0.9, top_k=40, top_p=0.95,
-                         pad_token_id=tok.eos_token_id)
-    assert text == w.text == tok.decode(ours[0, ids.shape[1]:]) == tok.decode(theirs[0, ids.shape[1]:])
+    theirs = hf.generate(
+        ids, max_new_tokens=8, do_sample=True, temperature=0.9, top_k=40, top_p=0.95, pad_token_id=tok.eos_token_id
+    )
+    assert text == w.text == tok.decode(ours[0, ids.shape[1] :]) == tok.decode(theirs[0, ids.shape[1] :])
     assert html.escape(PROMPT) in w.output.value and html.escape(text) in w.output.value
     assert not w.button.disabled
 
@@ -155,8 +159,12 @@ def test_a_saved_sampler_shows_a_sentence_not_its_repr(tiny):
     assert bundle["text/plain"] == gt.show.widgets.NOT_RUNNING
     assert "application/vnd.jupyter.widget-view+json" in bundle  # a live page still gets the widget
     notebook = nbformat.read(Path(__file__).parents[1] / "notebooks" / "06_sampling.ipynb", as_version=4)
-    saved = [output.get("data", {}).get("text/plain", "") for cell in notebook.cells if cell.cell_type == "code"
-             for output in cell.outputs]
+    saved = [
+        output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    ]
     assert gt.show.widgets.NOT_RUNNING in saved, "notebook 06 has no saved sampler output: re-execute it"
     assert not any("Sampler(" in text for text in saved)
 

@@ -6,7 +6,7 @@ grades), hidden_tests (the tool that writes them into a notebook), and two small
 import importlib
 import os
 
-MODULES = {'exercises', 'student', 'honest', 'hidden_tests'}
+MODULES = {"exercises", "student", "honest", "hidden_tests"}
 GRADING_ENV = "GPTJ_TEACH_GRADING"  # set to 1 by the repository's nbgrader_config.py for nbgrader's kernels
 
 
@@ -40,8 +40,10 @@ class fallback:  # noqa: N801 (used like a function: `my_f = gt.classroom.fallba
             if not str(error).startswith(YOUR_TURN):  # the learner's own NotImplementedError is theirs to see
                 raise
         if not self.noted:
-            print(f"note: {self.__name__} is not written yet; this cell uses the package's "
-                  f"{getattr(self.ours, '__qualname__', 'answer')} instead")
+            print(
+                f"note: {self.__name__} is not written yet; this cell uses the package's "
+                f"{getattr(self.ours, '__qualname__', 'answer')} instead"
+            )
             self.noted = True
         return self.ours(*args, **kwargs)
 

@@ -48,8 +48,13 @@ FALLBACK_LINE = re.compile(rf"\n*(^{re.escape(FALLBACK_NOTE)}\n)?^\w+ = gt\.clas
 def _checked(source: str) -> tuple[str, str] | None:
     """(check name, answer expression) of the graded cell's ``gt.classroom.exercises.check_x(answer)`` call."""
     for node in ast.walk(ast.parse(BLOCK.sub("", source))):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.startswith("check_")
-                and ast.unparse(node.func.value) == "gt.classroom.exercises" and len(node.args) == 1):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr.startswith("check_")
+            and ast.unparse(node.func.value) == "gt.classroom.exercises"
+            and len(node.args) == 1
+        ):
             return node.func.attr, ast.unparse(node.args[0])
     return None
 
@@ -63,7 +68,9 @@ def _with_message(source: str) -> str:
         if isinstance(node, ast.Assert) and node.msg is None and _checked(ast.unparse(node.test)):
             lines = source.splitlines(keepends=True)
             line = lines[node.end_lineno - 1]
-            lines[node.end_lineno - 1] = line[:node.end_col_offset] + ", " + ASSERT_MESSAGE + line[node.end_col_offset:]
+            lines[node.end_lineno - 1] = (
+                line[: node.end_col_offset] + ", " + ASSERT_MESSAGE + line[node.end_col_offset :]
+            )
             return "".join(lines)
     return source
 
@@ -114,8 +121,9 @@ def refresh(nb: dict, path: str = "notebook") -> int:
         check, answer = checked
         root = answer.split(".")[0].split("(")[0]
         if solution is None or root not in _defined(solution):
-            raise SystemExit(f"{path}: the graded cell of {check} grades {answer!r}, which the solution cell above "
-                             "does not define")
+            raise SystemExit(
+                f"{path}: the graded cell of {check} grades {answer!r}, which the solution cell above does not define"
+            )
         new = _with_message(BLOCK.sub("", source)).rstrip("\n") + "\n" + hidden_block(check, answer)
         if answer in _functions(solution) and check in FALLBACKS:
             changed += _set_source(solution_cell, solution.rstrip("\n") + "\n\n" + fallback_line(answer, check))
@@ -132,8 +140,9 @@ def _set_source(cell: dict, source: str) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gptj_teach.classroom.hidden_tests",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m gptj_teach.classroom.hidden_tests", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook is out of date")
     args = parser.parse_args(argv)

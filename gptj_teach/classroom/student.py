@@ -21,7 +21,6 @@ import os
 from pathlib import Path
 
 import nbformat
-from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.preprocessors import (
     CheckCellMetadata,
     ClearHiddenTests,
@@ -31,13 +30,16 @@ from nbgrader.preprocessors import (
     ComputeChecksums,
     Execute,
     LockCells,
+    NbGraderPreprocessor,
 )
 
-from . import GRADING_ENV
 from ..errors import GPTJTeachError
+from . import GRADING_ENV
 
-CODE_STUB = ('# YOUR CODE HERE\nraise NotImplementedError("Your turn: replace these two lines with your code, '
-             'then run the check cell below")')
+CODE_STUB = (
+    '# YOUR CODE HERE\nraise NotImplementedError("Your turn: replace these two lines with your code, '
+    'then run the check cell below")'
+)
 TEXT_STUB = "YOUR ANSWER HERE"
 YOUR_TURN = "Your turn:"  # the start of the message a cleared solution raises
 SKIP_TAG = "skip-when-grading"  # a cell tag: nbgrader's autograde does not run the cell (never a graded cell)
@@ -75,8 +77,10 @@ def nbgrader_settings(c) -> None:
     c.ClearOutput.enabled = True
     release_steps = GenerateAssignment.class_traits()["preprocessors"].default()
     c.GenerateAssignment.preprocessors = [*release_steps, StripWidgetState]
-    c.Autograde.autograde_preprocessors = [ExecuteForGrading if step is Execute else step
-                                           for step in Autograde.class_traits()["autograde_preprocessors"].default()]
+    c.Autograde.autograde_preprocessors = [
+        ExecuteForGrading if step is Execute else step
+        for step in Autograde.class_traits()["autograde_preprocessors"].default()
+    ]
     c.Execute.timeout = CELL_TIMEOUT
     os.environ[GRADING_ENV] = "1"  # the kernels nbgrader starts inherit this process's environment
 
@@ -85,9 +89,17 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The student version of one notebook (a copy; ``nb`` is left as it is)."""
     nb = nbformat.from_dict(nb)  # a deep copy
     resources = {}
-    steps = [LockCells(), ClearSolutions(code_stub={"python": CODE_STUB}, text_stub=TEXT_STUB),
-             ClearOutput(), CheckCellMetadata(), ComputeChecksums(), ClearHiddenTests(), ClearMarkScheme(),
-             ComputeChecksums(), CheckCellMetadata()]  # generate_assignment's order, less the gradebook
+    steps = [
+        LockCells(),
+        ClearSolutions(code_stub={"python": CODE_STUB}, text_stub=TEXT_STUB),
+        ClearOutput(),
+        CheckCellMetadata(),
+        ComputeChecksums(),
+        ClearHiddenTests(),
+        ClearMarkScheme(),
+        ComputeChecksums(),
+        CheckCellMetadata(),
+    ]  # generate_assignment's order, less the gradebook
     for step in steps:
         nb, resources = step.preprocess(nb, resources)
     for cell in nb.cells:  # execution times of the teacher's run
@@ -105,8 +117,10 @@ def _folders(source: Path, out: Path) -> tuple[Path, list[Path]]:
         raise GPTJTeachError(f"no notebooks (*.ipynb) in {source}")
     real_source, real_out = source.resolve(), out.resolve()  # symbolic links followed
     if real_out == real_source or real_source in real_out.parents:
-        raise GPTJTeachError(f"--out {out} is (or lies inside) --source {source}: the student edition would "
-                             "overwrite or mix with the teacher's notebooks; choose a folder outside it")
+        raise GPTJTeachError(
+            f"--out {out} is (or lies inside) --source {source}: the student edition would "
+            "overwrite or mix with the teacher's notebooks; choose a folder outside it"
+        )
     if out.exists() and not out.is_dir():
         raise GPTJTeachError(f"--out {out} is a file, not a folder: choose a folder")
     return out, notebooks

@@ -9,7 +9,7 @@ from .sampling import SamplingSettings
 
 __all__ = ["SamplingSettings", "decode_steps", "generate", "stream"]
 
-MODULES = {'fast', 'fast_top_p', 'loop', 'sampling'}
+MODULES = {"fast", "fast_top_p", "loop", "sampling"}
 
 
 def __getattr__(name):

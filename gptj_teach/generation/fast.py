@@ -42,8 +42,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..gptj.cache import StaticCache
 
-CPU = {"memory_planning": True, "post_grad_fusion_options": {"decompose_mm_pass": {}},  # inductor's settings
-       "aot_inductor.package_constants_in_so": False}  # the weights stay the model's: none copied into the library
+CPU = {
+    "memory_planning": True,
+    "post_grad_fusion_options": {"decompose_mm_pass": {}},  # inductor's settings
+    "aot_inductor.package_constants_in_so": False,
+}  # the weights stay the model's: none copied into the library
 
 
 def static_cache(model, batch: int, max_len: int) -> StaticCache:
@@ -86,8 +89,11 @@ class CompiledStep:
             except Exception as error:  # a missing compiler toolchain, an unsupported GPU, ... or a bug
                 result = self.step(model, *inputs)  # a bug in the step itself raises here, with its own message
                 self.failed, self.last = f"{type(error).__name__}: {error}", self.step
-                warnings.warn(f"compiling the decode step failed ({self.failed}): generate(fast=True) runs "
-                              "uncompiled (same tokens, slower)", stacklevel=2)
+                warnings.warn(
+                    f"compiling the decode step failed ({self.failed}): generate(fast=True) runs "
+                    "uncompiled (same tokens, slower)",
+                    stacklevel=2,
+                )
                 return result
         return self.step(model, *inputs)
 
@@ -105,6 +111,7 @@ class CompiledStep:
 
         def compiled(model, token, attention_mask, position_ids, cache):
             return run(OneTokenStep.inputs(token, attention_mask, position_ids, cache))[0]
+
         return compiled
 
 
@@ -136,8 +143,9 @@ def compile_ahead_of_time(module: nn.Module, tensors: tuple):
         with torch.inference_mode(False), torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
             examples = tuple(t.clone() for t in tensors)  # ordinary tensors, not inference-mode ones
             program = torch.export.export(module, examples, strict=False)
-        path = torch._inductor.aoti_compile_and_package(program, package_path=str(Path(folder) / "step.pt2"),
-                                                        inductor_configs=CPU)
+        path = torch._inductor.aoti_compile_and_package(
+            program, package_path=str(Path(folder) / "step.pt2"), inductor_configs=CPU
+        )
         return torch._inductor.aoti_load_package(path)
 
 

@@ -59,8 +59,15 @@ def greedy_token(model, token, attention_mask, position_ids, cache) -> torch.Ten
 
 
 @torch.inference_mode()
-def decode_steps(model, input_ids, max_new_tokens, settings: SamplingSettings = GREEDY, attention_mask=None,
-                 eos_token_id=None, fast=False) -> Iterator[torch.Tensor]:
+def decode_steps(
+    model,
+    input_ids,
+    max_new_tokens,
+    settings: SamplingSettings = GREEDY,
+    attention_mask=None,
+    eos_token_id=None,
+    fast=False,
+) -> Iterator[torch.Tensor]:
     """The generation loop, one new token per row per step: yields (batch,) tensors. Checks nothing:
     ``generate`` and ``stream`` check every input first, then call this.
 
@@ -86,8 +93,9 @@ def decode_steps(model, input_ids, max_new_tokens, settings: SamplingSettings = 
             token = token.masked_fill(finished, eos_token_id)
             finished |= token == eos_token_id
         yield token  # (batch,)
-        if t == max_new_tokens - 1 or (eos_token_id is not None and t % check_every == check_every - 1
-                                       and finished.all()):
+        if t == max_new_tokens - 1 or (
+            eos_token_id is not None and t % check_every == check_every - 1 and finished.all()
+        ):
             return
         positions, mask = positions[:, -1:] + 1, cache.advance(mask)  # (batch, 1), the mask with a slot for it
         out = step(model, token, mask, positions, cache)  # the next logits (batch, vocab), or token (batch,)
@@ -104,8 +112,20 @@ def trim_after_all_finished(tokens: list, eos_token_id) -> list:
     return tokens[: int(done.nonzero()[0]) + 1] if done.any() else tokens
 
 
-def generate(model, input_ids, max_new_tokens=50, *, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
-             attention_mask=None, eos_token_id="config", seed=None, fast=False) -> torch.Tensor:
+def generate(
+    model,
+    input_ids,
+    max_new_tokens=50,
+    *,
+    do_sample=False,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    attention_mask=None,
+    eos_token_id="config",
+    seed=None,
+    fast=False,
+) -> torch.Tensor:
     """Continue ``input_ids`` (batch, seq) by up to ``max_new_tokens``; returns prompt + new ids, like
     ``transformers``' ``generate`` (finished rows are filled with eos).
 
@@ -150,14 +170,28 @@ def check_length(model, input_ids, max_new_tokens) -> torch.Tensor:
     n_positions = model.config.n_positions
     input_ids = check_input_ids(input_ids, model.config.vocab_size, n_positions)
     if input_ids.shape[1] + max_new_tokens > n_positions:
-        raise InputError(f"the prompt ({input_ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds "
-                         f"n_positions ({n_positions}), the longest context of this model: use max_new_tokens <= "
-                         f"{n_positions - input_ids.shape[1]} or a shorter prompt")
+        raise InputError(
+            f"the prompt ({input_ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds "
+            f"n_positions ({n_positions}), the longest context of this model: use max_new_tokens <= "
+            f"{n_positions - input_ids.shape[1]} or a shorter prompt"
+        )
     return input_ids
 
 
-def stream(model, tok, prompt: str, max_new_tokens=50, *, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
-           eos_token_id="config", seed=None, fast=False) -> Iterator[str]:
+def stream(
+    model,
+    tok,
+    prompt: str,
+    max_new_tokens=50,
+    *,
+    do_sample=False,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    eos_token_id="config",
+    seed=None,
+    fast=False,
+) -> Iterator[str]:
     """Yield the continuation of ``prompt`` as text, piece by piece, as the tokens arrive. The settings are
     ``generate``'s, with the same defaults; after the same seed the tokens are ``generate``'s too.
 
@@ -179,10 +213,10 @@ def stream(model, tok, prompt: str, max_new_tokens=50, *, do_sample=False, tempe
         new_ids.append(token.item())
         text = tok.decode(new_ids)
         if not text.endswith("\ufffd"):  # "\ufffd": the last character is still incomplete
-            yield text[len(shown):]
+            yield text[len(shown) :]
             shown = text
         if new_ids[-1] == eos_token_id:  # finished (the fast loop would only notice a few steps later)
             break
     text = tok.decode(new_ids)
     if len(text) > len(shown):  # a truly broken byte sequence at the very end: show it as decoded
-        yield text[len(shown):]
+        yield text[len(shown) :]

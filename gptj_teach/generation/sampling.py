@@ -107,21 +107,29 @@ class SamplingSettings:
     top_p: float = 1.0  # 1: off
 
     def __post_init__(self):
-        checked = {"do_sample": check_flag(self.do_sample, "do_sample"),
-                   "temperature": check_number(self.temperature, "temperature"),
-                   "top_k": check_whole(self.top_k, "top_k", 0), "top_p": check_number(self.top_p, "top_p")}
+        checked = {
+            "do_sample": check_flag(self.do_sample, "do_sample"),
+            "temperature": check_number(self.temperature, "temperature"),
+            "top_k": check_whole(self.top_k, "top_k", 0),
+            "top_p": check_number(self.top_p, "top_p"),
+        }
         if not 0 < checked["top_p"] <= 1:
             raise InputError(f"top_p must be in (0, 1] (1 turns it off), got {self.top_p}")
         if checked["do_sample"] and checked["temperature"] <= 0:
-            raise InputError(f"temperature must be > 0 when sampling, got {self.temperature}; for the single most "
-                             "likely token use do_sample=False (greedy)")
+            raise InputError(
+                f"temperature must be > 0 when sampling, got {self.temperature}; for the single most "
+                "likely token use do_sample=False (greedy)"
+            )
         for name, value in checked.items():  # plain bool, float, int: numpy numbers or a tensor element converted
             object.__setattr__(self, name, value)  # (a frozen dataclass sets its own fields this way)
         changed = {"temperature": self.temperature != 1.0, "top_k": self.top_k != 0, "top_p": self.top_p != 1.0}
         if not self.do_sample and any(changed.values()):
             given = ", ".join(f"{name}={getattr(self, name)}" for name, on in changed.items() if on)
-            warnings.warn(f"{given}: no effect with do_sample=False (greedy, the default); pass do_sample=True to "
-                          "sample", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"{given}: no effect with do_sample=False (greedy, the default); pass do_sample=True to sample",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 GREEDY = SamplingSettings()  # argmax at every step

@@ -15,7 +15,7 @@ around this folder, not in it.
 
 import importlib
 
-MODULES = {'attention', 'block', 'cache', 'model', 'outputs', 'rotary', 'sizes', 'tokenizer'}
+MODULES = {"attention", "block", "cache", "model", "outputs", "rotary", "sizes", "tokenizer"}
 
 
 def __getattr__(name):

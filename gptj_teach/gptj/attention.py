@@ -41,8 +41,9 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> t
     return F.softmax(scores, dim=-1).to(q.dtype)
 
 
-def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                    mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def plain_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention step by step: the weights, then their weighted sum of v. v: (batch, heads, kv_len, head_dim).
 
     Returns (output (batch, heads, q_len, head_dim), weights (batch, heads, q_len, kv_len)).
@@ -85,9 +86,15 @@ class GPTJAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
-    def forward(self, x: torch.Tensor, position_ids: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None,
-                output_attentions: bool = False, rotation: tuple[torch.Tensor, torch.Tensor] | None = None,
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        position_ids: torch.Tensor,
+        mask: torch.Tensor,
+        cache: KVCache | None = None,
+        output_attentions: bool = False,
+        rotation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (batch, seq, n_embd); position_ids: (batch, seq); mask: (batch or 1, 1, seq, keys), keys = every
         token the cache holds after this step; cache: a ``DynamicCache`` / ``StaticCache`` or None; rotation: the
         table ``fixed_pos_embedding(position_ids, ...)`` when the caller has it (the model builds it once for all

@@ -39,7 +39,7 @@ class NewGELU(nn.Module):
 
 
 class GPTJMLP(nn.Module):
-    """The feed-forward network: ``fc_out(gelu_new(fc_in(x)))``, n_embd -> n_inner (4 x n_embd) -> n_embd, with biases."""
+    """The feed-forward network: ``fc_out(gelu_new(fc_in(x)))``, n_embd -> n_inner (4 x n_embd) -> n_embd, biases."""
 
     def __init__(self, config):
         super().__init__()
@@ -63,9 +63,15 @@ class GPTJBlock(nn.Module):
         self.attn = GPTJAttention(config, layer_idx)
         self.mlp = GPTJMLP(config)
 
-    def forward(self, x: torch.Tensor, position_ids: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None,
-                output_attentions: bool = False, rotation: tuple[torch.Tensor, torch.Tensor] | None = None,
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        position_ids: torch.Tensor,
+        mask: torch.Tensor,
+        cache: KVCache | None = None,
+        output_attentions: bool = False,
+        rotation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (batch, seq, n_embd); the other arguments go to attention. Returns (x (batch, seq, n_embd),
         attention weights or None)."""
         h = self.ln_1(x)  # one LayerNorm for both branches

@@ -10,7 +10,8 @@
 Parameter names equal the keys of a ``transformers`` GPT-J state dict, so a reference checkpoint loads with
 ``load_state_dict``. This file is the model and nothing else: the classes the package hands out
 (``gt.GPTJForCausalLM``, what ``gt.load`` returns) are these with every input checked first (``api.py``), and
-loading, saving and the compiled decode live outside this folder. Outputs have the fields of ``transformers``' output classes (``outputs.py``), so tools written
+loading, saving and the compiled decode live outside this folder. Outputs have the fields of ``transformers``'
+output classes (``outputs.py``), so tools written
 for it accept ours. The KV cache (``cache.py``) goes in and out as ``cache`` (the name ``transformers`` uses
 since 5.24); ``past_key_values``, the older name, is readable on an output too.
 
@@ -33,8 +34,9 @@ from .rotary import fixed_pos_embedding
 from .sizes import rotary_dim
 
 
-def make_mask(attention_mask: torch.Tensor | None, slots: torch.Tensor, kv_len: int,
-              dtype: torch.dtype) -> torch.Tensor:
+def make_mask(
+    attention_mask: torch.Tensor | None, slots: torch.Tensor, kv_len: int, dtype: torch.dtype
+) -> torch.Tensor:
     """The additive attention mask: a query may see a key when the key is not after it (causal) and is not
     padding.
 
@@ -101,9 +103,16 @@ class GPTJModel(GPTJPreTrained):
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.rotary_dim = rotary_dim(config)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                position_ids: torch.Tensor | None = None, use_cache: bool = False, output_attentions: bool = False,
-                output_hidden_states: bool = False) -> BaseModelOutputWithPast:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        position_ids: torch.Tensor | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPast:
         """input_ids: (batch, seq); attention_mask: (batch, cached + seq) 0/1; cache: a ``DynamicCache`` or
         ``StaticCache`` (``cache.py``), the ``.cache`` of an earlier output, updated in place; position_ids:
         (batch, seq), by default each token's slot in the cache (0, 1, 2, ... after the cached ones), as in
@@ -122,9 +131,11 @@ class GPTJModel(GPTJPreTrained):
             attentions.append(weights)
         x = self.ln_f(x)
         return BaseModelOutputWithPast(
-            last_hidden_state=x, cache=cache if use_cache else None,
+            last_hidden_state=x,
+            cache=cache if use_cache else None,
             hidden_states=tuple(hidden) + (x,) if output_hidden_states else None,
-            attentions=tuple(attentions) if output_attentions else None)
+            attentions=tuple(attentions) if output_attentions else None,
+        )
 
 
 class GPTJForCausalLM(GPTJPreTrained):
@@ -136,20 +147,30 @@ class GPTJForCausalLM(GPTJPreTrained):
         self.transformer = GPTJModel(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                position_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None, use_cache: bool = False,
-                output_attentions: bool = False, output_hidden_states: bool = False,
-                logits_to_keep: int = 0) -> CausalLMOutputWithPast:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        logits_to_keep: int = 0,
+    ) -> CausalLMOutputWithPast:
         """labels: (batch, seq), usually ``input_ids`` itself; -100 marks positions to ignore.
         logits_to_keep: compute the logits of the last this many positions only (0: all). Generation needs
         the last one: for a 2,000-token prompt on GPT-J 6B that skips a (2000, 50400) matmul and 400 MB."""
-        out = self.transformer(input_ids, attention_mask, cache, position_ids, use_cache, output_attentions,
-                               output_hidden_states)
+        out = self.transformer(
+            input_ids, attention_mask, cache, position_ids, use_cache, output_attentions, output_hidden_states
+        )
         hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
         logits = self.lm_head(hidden)  # (batch, seq or logits_to_keep, vocab_size)
         loss = None if labels is None else next_token_loss(logits, labels)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=out.cache,
-                                      hidden_states=out.hidden_states, attentions=out.attentions)
+        return CausalLMOutputWithPast(
+            loss=loss, logits=logits, cache=out.cache, hidden_states=out.hidden_states, attentions=out.attentions
+        )
 
 
 def next_token_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -165,8 +186,9 @@ def next_token_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str =
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """-log softmax(logits)[target] at each position, in fp32: logits (batch, seq, vocab) against the targets
     (batch, seq) *at the same positions* (already shifted); -100 marks a target to skip."""
-    losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
-                             reduction=reduction)  # (batch * seq, vocab) against (batch * seq,)
+    losses = F.cross_entropy(
+        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction=reduction
+    )  # (batch * seq, vocab) against (batch * seq,)
     return losses.view(targets.shape) if reduction == "none" else losses
 
 
@@ -179,22 +201,29 @@ class GPTJForSequenceClassification(GPTJPreTrained):
         self.transformer = GPTJModel(config)
         self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                output_attentions: bool = False,
-                output_hidden_states: bool = False) -> SequenceClassifierOutputWithPast:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> SequenceClassifierOutputWithPast:
         """labels: (batch,) class ids (cross-entropy), floats for num_labels == 1 (regression) or (batch, num_labels)
         multi-hot floats (binary cross-entropy), the three cases of ``transformers``."""
         pad = getattr(self.config, "pad_token_id", None)  # unset, it is no attribute at all in some 5.x releases
-        out = self.transformer(input_ids, attention_mask, None, position_ids, False, output_attentions,
-                               output_hidden_states)
+        out = self.transformer(
+            input_ids, attention_mask, None, position_ids, False, output_attentions, output_hidden_states
+        )
         logits = self.score(out.last_hidden_state)  # (batch, seq, num_labels)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
         last = -1 if pad is None else (positions * (input_ids != pad)).argmax(-1)  # (batch,) rightmost non-pad
         pooled = logits[torch.arange(input_ids.shape[0], device=logits.device), last]  # (batch, num_labels)
         loss = None if labels is None else classification_loss(pooled, labels)
-        return SequenceClassifierOutputWithPast(loss=loss, logits=pooled, hidden_states=out.hidden_states,
-                                                attentions=out.attentions)
+        return SequenceClassifierOutputWithPast(
+            loss=loss, logits=pooled, hidden_states=out.hidden_states, attentions=out.attentions
+        )
 
 
 def classification_loss(pooled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -215,19 +244,29 @@ class GPTJForQuestionAnswering(GPTJPreTrained):
         self.transformer = GPTJModel(config)
         self.qa_outputs = nn.Linear(config.n_embd, 2)  # start, end (transformers 5.24 fixed it at 2, as here)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, start_positions: torch.Tensor | None = None,
-                end_positions: torch.Tensor | None = None, output_attentions: bool = False,
-                output_hidden_states: bool = False) -> QuestionAnsweringModelOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> QuestionAnsweringModelOutput:
         """start_positions, end_positions: (batch,) token indices; positions past the end are ignored in the loss."""
-        out = self.transformer(input_ids, attention_mask, None, position_ids, False, output_attentions,
-                               output_hidden_states)
+        out = self.transformer(
+            input_ids, attention_mask, None, position_ids, False, output_attentions, output_hidden_states
+        )
         start, end = self.qa_outputs(out.last_hidden_state).split(1, dim=-1)  # (batch, seq, 1) each
         start, end = start.squeeze(-1).contiguous(), end.squeeze(-1).contiguous()  # (batch, seq)
         loss = None
         if start_positions is not None:
             ignored = start.shape[1]  # an answer outside the input cannot be scored
-            loss = (F.cross_entropy(start, start_positions.view(-1).clamp(0, ignored), ignore_index=ignored)
-                    + F.cross_entropy(end, end_positions.view(-1).clamp(0, ignored), ignore_index=ignored)) / 2
-        return QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
-                                            hidden_states=out.hidden_states, attentions=out.attentions)
+            loss = (
+                F.cross_entropy(start, start_positions.view(-1).clamp(0, ignored), ignore_index=ignored)
+                + F.cross_entropy(end, end_positions.view(-1).clamp(0, ignored), ignore_index=ignored)
+            ) / 2
+        return QuestionAnsweringModelOutput(
+            loss=loss, start_logits=start, end_logits=end, hidden_states=out.hidden_states, attentions=out.attentions
+        )

@@ -64,8 +64,9 @@ def load_tokenizer() -> GPT2Tokenizer:
 @functools.lru_cache(maxsize=1)
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's map from each of the 256 byte values to a printable character (space -> 'Ġ', newline -> 'Ċ')."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, extra = {}, 0
     for b in range(256):
         if b in printable:
@@ -76,7 +77,7 @@ def bytes_to_unicode() -> dict[int, str]:
 
 
 def pretokenize(text: str) -> list[str]:
-    """Step 1: cut text into pieces with GPT-2's regular expression. ``"Hello world!"`` -> ``["Hello", " world", "!"]``."""
+    """Step 1: cut text into pieces with GPT-2's regex: ``"Hello world!"`` -> ``["Hello", " world", "!"]``."""
     return PRETOKENIZE.findall(text)
 
 
@@ -121,5 +122,12 @@ def merge_ranks() -> dict[tuple[str, str], int]:
 def encode_and_show_work(text: str) -> list[dict]:
     """The whole pipeline by hand: for each piece, its BPE steps and the final token ids (minGPT's idea)."""
     vocab = bpe_files()[0]
-    return [{"piece": piece, "steps": (steps := bpe_steps(piece)), "tokens": steps[-1],
-             "ids": [vocab[s] for s in steps[-1]]} for piece in pretokenize(text)]
+    return [
+        {
+            "piece": piece,
+            "steps": (steps := bpe_steps(piece)),
+            "tokens": steps[-1],
+            "ids": [vocab[s] for s in steps[-1]],
+        }
+        for piece in pretokenize(text)
+    ]

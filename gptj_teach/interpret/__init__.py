@@ -4,7 +4,7 @@ a copying circuit form, and test whether it is an induction head)."""
 
 import importlib
 
-MODULES = {'activations', 'circuits', 'induction'}
+MODULES = {"activations", "circuits", "induction"}
 
 
 def __getattr__(name):

@@ -47,12 +47,18 @@ from ..checks import check_causal_lm, describe
 from ..errors import InputError, InputTypeError
 
 LAYER_POINTS = {  # name after "h.i." -> (module inside block i, "input" or "output", split into heads?)
-    "resid_pre": ("", "input", False), "ln_1": ("ln_1", "output", False),
-    "attn.q": ("attn.rotary_q", "output", False), "attn.k": ("attn.rotary_k", "output", False),
-    "attn.v": ("attn.v_proj", "output", True), "attn.pattern": ("attn.attn_dropout", "input", False),
-    "attn.z": ("attn.out_proj", "input", True), "attn.out": ("attn.resid_dropout", "output", False),
-    "mlp.pre": ("mlp.fc_in", "output", False), "mlp.post": ("mlp.act", "output", False),
-    "mlp.out": ("mlp.dropout", "output", False), "resid_post": ("", "output", False),
+    "resid_pre": ("", "input", False),
+    "ln_1": ("ln_1", "output", False),
+    "attn.q": ("attn.rotary_q", "output", False),
+    "attn.k": ("attn.rotary_k", "output", False),
+    "attn.v": ("attn.v_proj", "output", True),
+    "attn.pattern": ("attn.attn_dropout", "input", False),
+    "attn.z": ("attn.out_proj", "input", True),
+    "attn.out": ("attn.resid_dropout", "output", False),
+    "mlp.pre": ("mlp.fc_in", "output", False),
+    "mlp.post": ("mlp.act", "output", False),
+    "mlp.out": ("mlp.dropout", "output", False),
+    "resid_post": ("", "output", False),
 }
 MODEL_POINTS = {"embed": "transformer.wte", "ln_f": "transformer.ln_f", "logits": "lm_head"}
 
@@ -74,9 +80,12 @@ def check_names(names, points, n_layer: int) -> None:
     for name in names:
         if name not in points:
             close = difflib.get_close_matches(str(name), list(points), n=3)
-            raise InputError(f"no activation is named {name!r}" + (f" (did you mean {', '.join(close)}?)" if close
-                             else "") + f"; the names are: embed, h.<layer>.<{'|'.join(LAYER_POINTS)}>, ln_f, "
-                             f"logits, with <layer> in 0..{n_layer - 1}")
+            raise InputError(
+                f"no activation is named {name!r}"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + f"; the names are: embed, h.<layer>.<{'|'.join(LAYER_POINTS)}>, ln_f, "
+                f"logits, with <layer> in 0..{n_layer - 1}"
+            )
 
 
 def edited(fn, x, heads, name):
@@ -88,20 +97,28 @@ def edited(fn, x, heads, name):
     new = fn(seen)
     if new is None:
         return None
-    if not (isinstance(new, torch.Tensor) and new.shape == seen.shape and new.dtype == seen.dtype
-            and new.device == seen.device):
-        raise InputError(f"the hook on {name!r} must return None or a tensor of shape {tuple(seen.shape)} in "
-                         f"{seen.dtype} on {seen.device} (the activation's own), got {describe(new)}"
-                         + (f" on {new.device}" if isinstance(new, torch.Tensor) else ""))
+    if not (
+        isinstance(new, torch.Tensor)
+        and new.shape == seen.shape
+        and new.dtype == seen.dtype
+        and new.device == seen.device
+    ):
+        raise InputError(
+            f"the hook on {name!r} must return None or a tensor of shape {tuple(seen.shape)} in "
+            f"{seen.dtype} on {seen.device} (the activation's own), got {describe(new)}"
+            + (f" on {new.device}" if isinstance(new, torch.Tensor) else "")
+        )
     return new.reshape(x.shape)  # (batch, seq, n_embd) again where it was split
 
 
 def torch_hook(fn, where, heads, name):
     """Wrap fn(activation) as the PyTorch hook of the right kind for a point read at its input or output."""
     if where == "input":
+
         def pre_hook(module, inputs):  # inputs: the positional arguments; the activation is the first
             new = edited(fn, inputs[0], heads, name)
             return None if new is None else (new, *inputs[1:])
+
         return pre_hook
 
     def hook(module, inputs, output):  # a block returns (x, weights): x is the residual
@@ -110,6 +127,7 @@ def torch_hook(fn, where, heads, name):
         if new is None or not isinstance(output, tuple):
             return new
         return (new, *output[1:])
+
     return hook
 
 
@@ -146,8 +164,9 @@ def check_name_list(names) -> list:
     if isinstance(names, str):
         return [names]
     if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
-        raise InputTypeError(f"names must be a name such as 'h.0.attn.pattern' or a list of them, got "
-                             f"{describe(names)}")
+        raise InputTypeError(
+            f"names must be a name such as 'h.0.attn.pattern' or a list of them, got {describe(names)}"
+        )
     return list(names)
 
 
@@ -180,6 +199,7 @@ def run_with_cache(model, input_ids, names=None, hooks=None):
     def keep(name):
         def store(x):
             cache[name] = x.detach()  # returns None: the activation is left unchanged
+
         return store
 
     logits = run(model, input_ids, pairs + [(name, keep(name)) for name in names])

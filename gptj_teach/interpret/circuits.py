@@ -52,8 +52,10 @@ def token_losses(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     check_logits(logits)
     ids = check_tensor(ids, "ids", 2).long()
     if ids.shape != logits.shape[:2] or ((ids < 0) | (ids >= logits.shape[-1])).any():
-        raise InputError(f"ids must be the (batch, seq) = {tuple(logits.shape[:2])} token ids the logits were computed "
-                         f"from, each in [0, {logits.shape[-1]}), got {describe(ids)}")
+        raise InputError(
+            f"ids must be the (batch, seq) = {tuple(logits.shape[:2])} token ids the logits were computed "
+            f"from, each in [0, {logits.shape[-1]}), got {describe(ids)}"
+        )
     return next_token_loss(logits, ids, reduction="none")  # (batch, seq - 1)
 
 
@@ -90,8 +92,10 @@ def check_square(pattern) -> int:
     """A (batch, heads, seq, seq) attention pattern, one row per query; returns seq."""
     seq = check_maps(pattern, "pattern", 4).shape[-1]
     if pattern.shape[-2] != seq:
-        raise InputError(f"pattern must be (batch, heads, seq, seq), one row per query, got {tuple(pattern.shape)}: "
-                         "was it cut from a KV-cached run?")
+        raise InputError(
+            f"pattern must be (batch, heads, seq, seq), one row per query, got {tuple(pattern.shape)}: "
+            "was it cut from a KV-cached run?"
+        )
     return seq
 
 
@@ -99,8 +103,10 @@ def induction_scores(cache: dict, n: int) -> torch.Tensor:
     """Every head's ``induction_score`` from a cache: (layers, heads)."""
     patterns = [cache[name] for name in check_cache_dict(cache) if name.endswith(".attn.pattern")]
     if not patterns:
-        raise InputError("cache holds no attention pattern: run run_with_cache(model, ids) with the "
-                         "'h.<layer>.attn.pattern' names (or with every name)")
+        raise InputError(
+            "cache holds no attention pattern: run run_with_cache(model, ids) with the "
+            "'h.<layer>.attn.pattern' names (or with every name)"
+        )
     return torch.stack([induction_score(p, n) for p in patterns])
 
 
@@ -125,8 +131,10 @@ def patch_head(z: torch.Tensor, clean_z: torch.Tensor, head: int, pos: int) -> t
     corrupted and the clean run. Returns a copy of z where ``head`` at ``pos`` holds its clean output."""
     z = check_maps(z, "z", 4).clone()
     if check_maps(clean_z, "clean_z", 4).shape != z.shape:
-        raise InputError(f"clean_z {tuple(clean_z.shape)} must have z's shape {tuple(z.shape)}: the same layer of the "
-                         "clean run, on a prompt with as many tokens")
+        raise InputError(
+            f"clean_z {tuple(clean_z.shape)} must have z's shape {tuple(z.shape)}: the same layer of the "
+            "clean run, on a prompt with as many tokens"
+        )
     head = check_whole(head, f"head (z has {z.shape[2]} heads)", 0, z.shape[2] - 1)
     pos = check_position(pos, z.shape[1])
     z[:, pos, head] = clean_z[:, pos, head]
@@ -244,21 +252,28 @@ def patch_residual(model, clean_ids, corrupt_ids, metric, names=None) -> torch.T
     ``resid_pre`` and the last layer's ``resid_post``."""
     check_patching(model, clean_ids, corrupt_ids, metric)
     n_layer = model.config.n_layer
-    names = check_name_list(names) if names is not None else (
-        [f"h.{i}.resid_pre" for i in range(n_layer)] + [f"h.{n_layer - 1}.resid_post"])
+    names = (
+        check_name_list(names)
+        if names is not None
+        else ([f"h.{i}.resid_pre" for i in range(n_layer)] + [f"h.{n_layer - 1}.resid_post"])
+    )
     clean_logits, clean = run_with_cache(model, clean_ids, names)
     clean_score, corrupt_score = metric(clean_logits), metric(run_with_hooks(model, corrupt_ids, {}))
     if not torch.isfinite(torch.as_tensor(clean_score - corrupt_score)) or clean_score == corrupt_score:
-        raise InputError(f"the metric gives the clean and the corrupt prompt the same score ({float(clean_score):.4g}"
-                         f" and {float(corrupt_score):.4g}): there is nothing to recover. Choose a corruption that "
-                         "changes the answer")
+        raise InputError(
+            f"the metric gives the clean and the corrupt prompt the same score ({float(clean_score):.4g}"
+            f" and {float(corrupt_score):.4g}): there is nothing to recover. Choose a corruption that "
+            "changes the answer"
+        )
     recovered = torch.zeros(len(names), clean_ids.shape[1])  # (names, seq)
     for row, name in enumerate(names):
         for pos in range(clean_ids.shape[1]):
+
             def paste(x, name=name, pos=pos):
                 x = x.clone()
                 x[:, pos] = clean[name][:, pos]  # the clean activation, at this one position
                 return x
+
             score = metric(run_with_hooks(model, corrupt_ids, {name: paste}))
             recovered[row, pos] = (score - corrupt_score) / (clean_score - corrupt_score)
     return recovered
@@ -270,11 +285,15 @@ def check_patching(model, clean_ids, corrupt_ids, metric) -> None:
     check_causal_lm(model)
     clean_ids, corrupt_ids = check_tensor(clean_ids, "clean_ids", 2), check_tensor(corrupt_ids, "corrupt_ids", 2)
     if clean_ids.shape != corrupt_ids.shape:
-        raise InputError(f"clean_ids {tuple(clean_ids.shape)} and corrupt_ids {tuple(corrupt_ids.shape)} must have "
-                         "the same shape: patching swaps position t for position t, so the tokens must line up")
+        raise InputError(
+            f"clean_ids {tuple(clean_ids.shape)} and corrupt_ids {tuple(corrupt_ids.shape)} must have "
+            "the same shape: patching swaps position t for position t, so the tokens must line up"
+        )
     if not callable(metric):
-        raise InputTypeError(f"metric must be a function of the logits (e.g. lambda logits: logit_difference(logits, "
-                             f"right, wrong)), got {describe(metric)}")
+        raise InputTypeError(
+            f"metric must be a function of the logits (e.g. lambda logits: logit_difference(logits, "
+            f"right, wrong)), got {describe(metric)}"
+        )
 
 
 def check_cache_dict(cache) -> dict:
@@ -287,6 +306,8 @@ def check_cache_dict(cache) -> dict:
 def cached(cache, name: str) -> torch.Tensor:
     """cache[name], or a clear error saying how to get it."""
     if name not in check_cache_dict(cache):
-        raise InputError(f"cache has no {name!r}: run run_with_cache(model, ids) without names (or with {name!r}); "
-                         "a layer or head out of the model's range has no activation either")
+        raise InputError(
+            f"cache has no {name!r}: run run_with_cache(model, ids) without names (or with {name!r}); "
+            "a layer or head out of the model's range has no activation either"
+        )
     return cache[name]

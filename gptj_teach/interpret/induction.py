@@ -32,9 +32,19 @@ from .circuits import induction_scores, repeated_tokens, token_losses
 
 def induction_config(vocab_size: int = 256, n: int = 32, n_embd: int = 64, n_head: int = 4) -> GPTJConfig:
     """A 2-layer GPT-J for sequences of ``2 n`` tokens: rotary on whole heads, no dropout."""
-    return GPTJConfig(vocab_size=vocab_size, n_positions=2 * n, n_embd=n_embd, n_head=n_head, n_layer=2,
-                      rotary_dim=n_embd // n_head, attn_pdrop=0.0, resid_pdrop=0.0, embd_pdrop=0.0,
-                      bos_token_id=0, eos_token_id=0)
+    return GPTJConfig(
+        vocab_size=vocab_size,
+        n_positions=2 * n,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_layer=2,
+        rotary_dim=n_embd // n_head,
+        attn_pdrop=0.0,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
 
 
 @torch.no_grad()
@@ -49,12 +59,24 @@ def evaluate(model, ids: torch.Tensor, n: int) -> dict:
     losses = token_losses(logits, ids)  # (batch, 2n - 1): entry t scores token t + 1
     scores = induction_scores(cache, n)  # (layers, heads)
     best = divmod(scores.argmax().item(), scores.shape[1])  # (layer, head)
-    return {"first": losses[:, :n - 1].mean().item(), "second": losses[:, n:].mean().item(),
-            "score": scores.max().item(), "head": best}
+    return {
+        "first": losses[:, : n - 1].mean().item(),
+        "second": losses[:, n:].mean().item(),
+        "score": scores.max().item(),
+        "head": best,
+    }
 
 
-def train_induction(steps: int = 500, n: int = 32, batch: int = 32, lr: float = 1e-3, seed: int = 0,
-                    every: int = 10, config: GPTJConfig | None = None, callback=None):
+def train_induction(
+    steps: int = 500,
+    n: int = 32,
+    batch: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    every: int = 10,
+    config: GPTJConfig | None = None,
+    callback=None,
+):
     """Train ``gt.GPTJForCausalLM(config)`` from ``init_weights`` with AdamW on fresh random repeated sequences.
 
     Every ``every`` steps, ``evaluate`` on a fixed batch is appended to the history (with ``step`` and
@@ -78,12 +100,15 @@ def train_induction(steps: int = 500, n: int = 32, batch: int = 32, lr: float = 
 def check_induction_config(config, n: int):
     """A GPT-J config that reads the 2n tokens of a repeated sequence (n_positions >= 2n)."""
     if not isinstance(config, GPTJConfig):
-        raise InputTypeError(f"config must be a transformers.GPTJConfig (or None: induction_config(n=n)), got "
-                             f"{describe(config)}")
+        raise InputTypeError(
+            f"config must be a transformers.GPTJConfig (or None: induction_config(n=n)), got {describe(config)}"
+        )
     check_config(config)
     if config.n_positions < 2 * n:
-        raise InputError(f"config.n_positions ({config.n_positions}) must be at least 2 n = {2 * n}: the model reads "
-                         "both copies of each sequence")
+        raise InputError(
+            f"config.n_positions ({config.n_positions}) must be at least 2 n = {2 * n}: the model reads "
+            "both copies of each sequence"
+        )
     return config
 
 

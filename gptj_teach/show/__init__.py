@@ -4,7 +4,7 @@ where). Needs the notebook extras (matplotlib, ipywidgets, bertviz); the model d
 
 import importlib
 
-MODULES = {'bertviz_views', 'explorer', 'memory', 'viz', 'widgets'}
+MODULES = {"bertviz_views", "explorer", "memory", "viz", "widgets"}
 
 
 def __getattr__(name):

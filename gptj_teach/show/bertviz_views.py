@@ -30,24 +30,32 @@ def head_view(attentions, tokens, layer=None, heads=None, offline=False, decimal
     ``offline=True`` needs no internet (see ``inline_scripts``). Other keywords go to bertviz.
     """
     from bertviz import head_view as bertviz_head_view
+
     maps, tokens, decimals = view_inputs(attentions, tokens, offline, decimals)
     layer = None if layer is None else check_whole(layer, "layer", 0, len(maps) - 1)
     heads = None if heads is None else check_indices(heads, "heads", maps.shape[1])
     kw.setdefault("include_layers", default_layers(len(maps), layer))
     check_indices(kw["include_layers"], "include_layers", len(maps))
-    view = bertviz_head_view(rounded(maps, decimals), list(tokens), layer=layer, heads=heads,
-                             prettify_tokens=False, html_action="return", **kw)
+    view = bertviz_head_view(
+        rounded(maps, decimals),
+        list(tokens),
+        layer=layer,
+        heads=heads,
+        prettify_tokens=False,
+        html_action="return",
+        **kw,
+    )
     return finish(view.data, offline)
 
 
 def model_view(attentions, tokens, offline=False, decimals=3, **kw):
     """bertviz's model view: a thumbnail per layer and head; click one to see it large. Arguments as ``head_view``."""
     from bertviz import model_view as bertviz_model_view
+
     maps, tokens, decimals = view_inputs(attentions, tokens, offline, decimals)
     kw.setdefault("include_layers", default_layers(len(maps)))
     check_indices(kw["include_layers"], "include_layers", len(maps))
-    view = bertviz_model_view(rounded(maps, decimals), list(tokens), prettify_tokens=False,
-                              html_action="return", **kw)
+    view = bertviz_model_view(rounded(maps, decimals), list(tokens), prettify_tokens=False, html_action="return", **kw)
     return finish(fit_width(view.data), offline)
 
 
@@ -58,10 +66,14 @@ def view_inputs(attentions, tokens, offline, decimals):
     return maps, check_labels(tokens, maps, exact=True), check_whole(decimals, "decimals", 1, 15)  # 0: all 0 or 1
 
 
-FIXED_SVG = re.compile(r'(\.append\(\s*[\'"]svg[\'"]\s*\))\s*\.attr\("width", DIV_WIDTH\)\s*'
-                       r'\.attr\("height", config\.divHeight\)')
-FITTED_SVG = (r'\1.attr("viewBox", `0 0 ${DIV_WIDTH} ${config.divHeight}`)'
-              r'.style("width", "100%").style("max-width", `${DIV_WIDTH}px`).style("height", "auto")')
+FIXED_SVG = re.compile(
+    r'(\.append\(\s*[\'"]svg[\'"]\s*\))\s*\.attr\("width", DIV_WIDTH\)\s*'
+    r'\.attr\("height", config\.divHeight\)'
+)
+FITTED_SVG = (
+    r'\1.attr("viewBox", `0 0 ${DIV_WIDTH} ${config.divHeight}`)'
+    r'.style("width", "100%").style("max-width", `${DIV_WIDTH}px`).style("height", "auto")'
+)
 
 
 def fit_width(page: str) -> str:
@@ -99,6 +111,7 @@ def finish(page: str, offline: bool):
     it (``// HACK: PYTHON_PARAMS is a template marker``): every number is sent twice. We drop that comment.
     """
     from IPython.display import HTML
+
     page = SECOND_COPY.sub(r"\1", page, count=1)
     page = ATTENTION_JSON.sub(lambda m: '"attn": ' + re.sub(r"\.0\b", "", m[1].replace(" ", "")), page)
     page = wait_for_require(page)
@@ -106,10 +119,12 @@ def finish(page: str, offline: bool):
 
 
 VIEW_SCRIPT = re.compile(r'<script type="text/javascript">\n(.*)\n</script>', re.DOTALL)
-NO_INTERNET = ('<div style="background:#fff3cd;color:#664d03;border:1px solid #ffe69c;border-radius:4px;'
-               'padding:8px 12px;font-size:13px">⚠ bertviz could not load its scripts (require.js, d3, jQuery) from '
-               'the internet. Offline? Set <code>OFFLINE = True</code> in the notebook (it passes '
-               '<code>offline=True</code>) and run this cell again.</div>')
+NO_INTERNET = (
+    '<div style="background:#fff3cd;color:#664d03;border:1px solid #ffe69c;border-radius:4px;'
+    'padding:8px 12px;font-size:13px">⚠ bertviz could not load its scripts (require.js, d3, jQuery) from '
+    "the internet. Offline? Set <code>OFFLINE = True</code> in the notebook (it passes "
+    "<code>offline=True</code>) and run this cell again.</div>"
+)
 WAIT = """<script type="text/javascript">
 (function draw(tries) {
   const NO_INTERNET = %(warning)s;  // inside the function: a page shows several views, each with this script
@@ -135,8 +150,9 @@ def wait_for_require(page: str) -> str:
     d3 and jQuery from the CDN: that case gets the same notice, once 10 s pass with nothing drawn.
     """
     root = re.search(r'<div id="(bertviz-[0-9a-f]+)"', page)[1]
-    return VIEW_SCRIPT.sub(lambda m: WAIT % {"view": m[1], "root": root, "warning": json.dumps(NO_INTERNET)},
-                           page, count=1)
+    return VIEW_SCRIPT.sub(
+        lambda m: WAIT % {"view": m[1], "root": root, "warning": json.dumps(NO_INTERNET)}, page, count=1
+    )
 
 
 CDN_REQUIRE = '<script src="https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.6/require.min.js"></script>'
@@ -154,12 +170,14 @@ def inline_scripts(page: str) -> str:
     """
     if CDN_REQUIRE not in page or not CDN_PATHS.search(page):
         raise RuntimeError("bertviz's page has changed shape: update gptj_teach.show.bertviz_views.inline_scripts")
-    require, d3, jquery = ((VENDOR / name).read_text(encoding="utf-8")
-                           for name in ("require.min.js", "d3.min.js", "jquery.min.js"))
+    require, d3, jquery = (
+        (VENDOR / name).read_text(encoding="utf-8") for name in ("require.min.js", "d3.min.js", "jquery.min.js")
+    )
     modules = (  # `var define, module, exports` hides the loader, so each library builds a plain object
         'define("d3", [], function () {\nvar define, module, exports, root = {};\n'
-        f'(function () {{\n{d3}\n}}).call(root);\nreturn root.d3;\n}});\n'
+        f"(function () {{\n{d3}\n}}).call(root);\nreturn root.d3;\n}});\n"
         f'define("jquery", [], function () {{\nvar define, module, exports;\n{jquery}\n'
-        "return jQuery.noConflict(true);  // give the page back its own $ and jQuery, if any\n});\n")
+        "return jQuery.noConflict(true);  // give the page back its own $ and jQuery, if any\n});\n"
+    )
     scripts = f"<script>\n{require}\n</script>\n<script>\n{modules}</script>"
     return CDN_PATHS.sub("", page, count=1).replace(CDN_REQUIRE, scripts)

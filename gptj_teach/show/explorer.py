@@ -44,18 +44,30 @@ class CacheExplorer(widgets.VBox):
     def __init__(self, model, tok, prompt):
         self.lm, self.tok = model, tok
         style = {"description_width": "60px"}
-        self.prompt = widgets.Textarea(prompt, description="prompt", continuous_update=False, style=style,
-                                       layout=widgets.Layout(width="640px", height="60px"))
+        self.prompt = widgets.Textarea(
+            prompt,
+            description="prompt",
+            continuous_update=False,
+            style=style,
+            layout=widgets.Layout(width="640px", height="60px"),
+        )
         self.layer = widgets.IntSlider(0, 0, model.config.n_layer - 1, description="layer", style=style)
         self.head = widgets.IntSlider(0, 0, model.config.n_head - 1, description="head", style=style)
         self.token = widgets.IntSlider(0, 0, 0, description="token", style=style)
         self.query = widgets.HTML()
         self.row_html, self.top_html = widgets.HTML(), widgets.HTML()
-        titles = [widgets.HTML("<b>attention row</b> (query → each key)"),
-                  widgets.HTML("<b>what the head writes</b>: logit effect through ln_f (scale frozen) and W_U")]
-        super().__init__([self.prompt, widgets.HBox([self.layer, self.head, self.token]), self.query,
-                          widgets.HBox([widgets.VBox([titles[0], self.row_html]),
-                                        widgets.VBox([titles[1], self.top_html])])])
+        titles = [
+            widgets.HTML("<b>attention row</b> (query → each key)"),
+            widgets.HTML("<b>what the head writes</b>: logit effect through ln_f (scale frozen) and W_U"),
+        ]
+        super().__init__(
+            [
+                self.prompt,
+                widgets.HBox([self.layer, self.head, self.token]),
+                self.query,
+                widgets.HBox([widgets.VBox([titles[0], self.row_html]), widgets.VBox([titles[1], self.top_html])]),
+            ]
+        )
         self.prompt.observe(self.read_prompt, names="value")
         for slider in (self.layer, self.head, self.token):
             slider.observe(self.update, names="value")
@@ -64,7 +76,7 @@ class CacheExplorer(widgets.VBox):
     @torch.inference_mode()
     def read_prompt(self, change=None):
         """One forward pass on the first n_positions tokens of the prompt; the token slider spans them."""
-        ids = self.tok(self.prompt.value or " ", return_tensors="pt").input_ids[:, :self.lm.config.n_positions]
+        ids = self.tok(self.prompt.value or " ", return_tensors="pt").input_ids[:, : self.lm.config.n_positions]
         _, self.cache = run_with_cache(self.lm, ids.to(self.lm.device))
         self.tokens = token_labels(self.tok, ids[0])
         self.token.max = len(self.tokens) - 1
@@ -75,7 +87,7 @@ class CacheExplorer(widgets.VBox):
     def update(self, change=None):
         """Read the chosen layer, head and token out of the cache and redraw."""
         layer, head, t = self.layer.value, self.head.value, self.token.value
-        self.row = self.cache[f"h.{layer}.attn.pattern"][0, head, t, :t + 1].float()  # (t + 1,) keys 0..t
+        self.row = self.cache[f"h.{layer}.attn.pattern"][0, head, t, : t + 1].float()  # (t + 1,) keys 0..t
         out = head_outputs(self.lm, self.cache, layer)[0, t, head]  # (n_embd,) what the head adds at t
         resid = self.cache[f"h.{self.lm.config.n_layer - 1}.resid_post"][0, t]  # (n_embd,)
         ln_f = self.lm.transformer.ln_f
@@ -84,7 +96,7 @@ class CacheExplorer(widgets.VBox):
         self.pushed = self.effect.topk(SHOWN).indices.tolist()
         down = (-self.effect).topk(SHOWN).indices.tolist()
         self.query.value = f"query token {t}: <code>{html.escape(self.tokens[t])}</code>"
-        self.row_html.value = bars([f"{j} {s}" for j, s in enumerate(self.tokens[:t + 1])], self.row.tolist())
+        self.row_html.value = bars([f"{j} {s}" for j, s in enumerate(self.tokens[: t + 1])], self.row.tolist())
         ids = self.pushed + down[::-1]
         self.top_html.value = bars(token_labels(self.tok, ids), self.effect[ids].tolist(), "{:+.2f}")
 

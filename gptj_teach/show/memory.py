@@ -54,8 +54,10 @@ def gptj_config(config) -> GPTJConfig:
     if config is None:
         return GPTJConfig()
     if not isinstance(config, GPTJConfig):
-        raise InputTypeError(f"config must be a transformers.GPTJConfig (or None for GPT-J 6B), got {describe(config)}"
-                             ": for the 6B leave it out; for a loaded model pass model.config")
+        raise InputTypeError(
+            f"config must be a transformers.GPTJConfig (or None for GPT-J 6B), got {describe(config)}"
+            ": for the 6B leave it out; for a loaded model pass model.config"
+        )
     check_config(config)
     return config
 
@@ -80,8 +82,9 @@ def kv_cache_bytes_per_token(config: GPTJConfig | None = None, dtype: torch.dtyp
     return 2 * config.n_layer * config.n_embd * bytes_per_number(dtype)
 
 
-def kv_cache_bytes(config: GPTJConfig | None = None, dtype: torch.dtype = torch.float16, context: int = 2048,
-                   batch: int = 1) -> int:
+def kv_cache_bytes(
+    config: GPTJConfig | None = None, dtype: torch.dtype = torch.float16, context: int = 2048, batch: int = 1
+) -> int:
     """Bytes of the KV cache holding ``context`` tokens for each of ``batch`` sequences."""
     context, batch = check_whole(context, "context", 0), check_whole(batch, "batch", 1)
     return batch * context * kv_cache_bytes_per_token(config, dtype)
@@ -100,8 +103,9 @@ class MemoryPlan:
     train_adam_fp32_gb: float  # weights + grads + 2 Adam moments, fp32 (activations left out)
 
 
-def plan(config: GPTJConfig | None = None, dtype: torch.dtype = torch.float16, context: int = 2048,
-         batch: int = 1) -> MemoryPlan:
+def plan(
+    config: GPTJConfig | None = None, dtype: torch.dtype = torch.float16, context: int = 2048, batch: int = 1
+) -> MemoryPlan:
     """The memory budget of a GPT-J (default: 6B) run in ``dtype`` with ``context`` tokens cached per sequence.
 
     int8 here means int8 *weights* (LLM.int8-style loaders); the KV cache then stays in fp16.
@@ -110,8 +114,15 @@ def plan(config: GPTJConfig | None = None, dtype: torch.dtype = torch.float16, c
     kv_dtype = torch.float16 if dtype == torch.int8 else dtype
     weights, cache = weights_bytes(config, dtype) / GB, kv_cache_bytes(config, kv_dtype, context, batch) / GB
     fp32 = weights_bytes(config, torch.float32) / GB
-    return MemoryPlan(parameters=parameter_count(config), dtype=dtype, weights_gb=weights, kv_cache_gb=cache,
-                      run_gb=weights + cache, load_fp32_naive_gb=2 * fp32, train_adam_fp32_gb=4 * fp32)
+    return MemoryPlan(
+        parameters=parameter_count(config),
+        dtype=dtype,
+        weights_gb=weights,
+        kv_cache_gb=cache,
+        run_gb=weights + cache,
+        load_fp32_naive_gb=2 * fp32,
+        train_adam_fp32_gb=4 * fp32,
+    )
 
 
 def plot_plan(config: GPTJConfig | None = None, context: int = 2048, batch: int = 1, ax=None):
@@ -120,10 +131,13 @@ def plot_plan(config: GPTJConfig | None = None, context: int = 2048, batch: int 
     import matplotlib.pyplot as plt
 
     plans = {dtype: plan(config, dtype, context, batch) for dtype in (torch.float32, torch.float16, torch.int8)}
-    bars = {"load fp32\n(naive, RAM)": plans[torch.float32].load_fp32_naive_gb,
-            "run fp32": plans[torch.float32].run_gb, "run fp16/bf16": plans[torch.float16].run_gb,
-            "run int8": plans[torch.int8].run_gb, "train Adam fp32\n(no activations)":
-                plans[torch.float32].train_adam_fp32_gb}
+    bars = {
+        "load fp32\n(naive, RAM)": plans[torch.float32].load_fp32_naive_gb,
+        "run fp32": plans[torch.float32].run_gb,
+        "run fp16/bf16": plans[torch.float16].run_gb,
+        "run int8": plans[torch.int8].run_gb,
+        "train Adam fp32\n(no activations)": plans[torch.float32].train_adam_fp32_gb,
+    }
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     ax.bar(list(bars), list(bars.values()), color=["#999999", "#d62728", "#2ca02c", "#1f77b4", "#9467bd"])
@@ -133,7 +147,9 @@ def plot_plan(config: GPTJConfig | None = None, context: int = 2048, batch: int 
         ax.axhline(gb, color="black", linestyle=style, linewidth=1, label=f"GPU {name}: {gb} GB")
     ax.axhline(COLAB_FREE_RAM_GB, color="tab:orange", linewidth=1.5, label=f"free Colab RAM: {COLAB_FREE_RAM_GB} GB")
     ax.set_ylabel("GB (1e9 bytes)")
-    ax.set_title(f"GPT-J memory, {plans[torch.float16].parameters / 1e9:.2f}e9 parameters, "
-                 f"KV cache for {batch} x {context} tokens")
+    ax.set_title(
+        f"GPT-J memory, {plans[torch.float16].parameters / 1e9:.2f}e9 parameters, "
+        f"KV cache for {batch} x {context} tokens"
+    )
     ax.legend(fontsize=8, loc="upper left")
     return ax

@@ -70,14 +70,16 @@ def tokens_html(tok: PreTrainedTokenizerBase, text: str) -> str:
     for n, token_id in enumerate(tok(text).input_ids):
         label = html.escape(visible(token_text(tok, token_id)))
         label = label.replace("↵", "↵\n")  # show the arrow, then really break the line
-        spans.append(f'<span style="background:{PASTELS[n % len(PASTELS)]};border-radius:3px" '
-                     f'title="{token_id}">{label}</span>')
+        spans.append(
+            f'<span style="background:{PASTELS[n % len(PASTELS)]};border-radius:3px" title="{token_id}">{label}</span>'
+        )
     return '<div style="font-family:monospace;white-space:pre-wrap;line-height:1.8">' + "".join(spans) + "</div>"
 
 
 def show_tokens(tok: PreTrainedTokenizerBase, text: str) -> "HTML":
     """``tokens_html`` as an object that a notebook displays."""
     from IPython.display import HTML
+
     return HTML(tokens_html(tok, text))
 
 
@@ -99,21 +101,24 @@ def as_layers(attentions: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor
             raise InputError("every layer's attention must have the same shape (batch, heads, query, key)")
         maps = torch.stack([layer[0] for layer in layers])  # (layers, heads, q, k)
     else:
-        raise InputTypeError(f"attentions must be out.attentions (one (batch, heads, query, key) tensor per layer) or "
-                             f"the output itself, got {describe(attentions)}")
+        raise InputTypeError(
+            f"attentions must be out.attentions (one (batch, heads, query, key) tensor per layer) or "
+            f"the output itself, got {describe(attentions)}"
+        )
     return maps.detach().float().cpu()
 
 
-def attention_heatmap(attn: torch.Tensor, tokens: Sequence[str], ax: Axes | None = None, title: str | None = None,
-                      colorbar: bool = True) -> Axes:
+def attention_heatmap(
+    attn: torch.Tensor, tokens: Sequence[str], ax: Axes | None = None, title: str | None = None, colorbar: bool = True
+) -> Axes:
     """Draw one attention map: row i = query token i, column j = how much it looks at token j (0 to 1, with a
     colour bar unless ``colorbar=False``). Returns the axes; ``ax.images[0]`` is the picture."""
     attn = check_maps(attn, "attn", 2).detach().float().cpu()  # (query, key)
     tokens = check_labels(tokens, attn)
     ax = ax or plt.subplots(figsize=(5.5, 5))[1]
     image = ax.imshow(attn.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(attn.shape[1]), tokens[-attn.shape[1]:], rotation=90, fontsize=9, family="monospace")
-    ax.set_yticks(range(attn.shape[0]), tokens[-attn.shape[0]:], fontsize=9, family="monospace")
+    ax.set_xticks(range(attn.shape[1]), tokens[-attn.shape[1] :], rotation=90, fontsize=9, family="monospace")
+    ax.set_yticks(range(attn.shape[0]), tokens[-attn.shape[0] :], fontsize=9, family="monospace")
     ax.set(xlabel="key (looked at)", ylabel="query (looking)")
     ax.set_title(title or "", fontsize=9)
     if colorbar:
@@ -121,19 +126,23 @@ def attention_heatmap(attn: torch.Tensor, tokens: Sequence[str], ax: Axes | None
     return ax
 
 
-def attention_grid(attentions: torch.Tensor | Sequence[torch.Tensor], tokens: Sequence[str],
-                   layer: int | None = None) -> Figure:
+def attention_grid(
+    attentions: torch.Tensor | Sequence[torch.Tensor], tokens: Sequence[str], layer: int | None = None
+) -> Figure:
     """All heads of one ``layer`` in a row, or (layer=None) a grid of layers x heads, with one colour bar.
     Returns the figure."""
     maps = as_layers(attentions)  # (layers, heads, q, k)
     tokens = check_labels(tokens, maps)
     layers = range(len(maps)) if layer is None else [check_whole(layer, "layer", 0, len(maps) - 1)]
     n_heads = maps.shape[1]
-    fig, axes = plt.subplots(len(layers), n_heads, figsize=(2.7 * n_heads + 1, 2.7 * len(layers)), squeeze=False,
-                             layout="constrained")
-    for row, l in enumerate(layers):
+    fig, axes = plt.subplots(
+        len(layers), n_heads, figsize=(2.7 * n_heads + 1, 2.7 * len(layers)), squeeze=False, layout="constrained"
+    )
+    for row, layer_index in enumerate(layers):
         for h in range(n_heads):
-            ax = attention_heatmap(maps[l, h], tokens, ax=axes[row, h], title=f"layer {l}, head {h}", colorbar=False)
+            ax = attention_heatmap(
+                maps[layer_index, h], tokens, ax=axes[row, h], title=f"layer {layer_index}, head {h}", colorbar=False
+            )
             ax.set(xlabel="", ylabel="")
             ax.tick_params(labelsize=7)
             if h:
@@ -145,8 +154,13 @@ def attention_grid(attentions: torch.Tensor | Sequence[torch.Tensor], tokens: Se
 
 
 # ---- next-token distribution and rotary -------------------------------------------------------------------
-def plot_distribution(probs: torch.Tensor, tok: PreTrainedTokenizerBase, k: int = 20, ax: Axes | None = None,
-                      highlight: torch.Tensor | None = None) -> Axes:
+def plot_distribution(
+    probs: torch.Tensor,
+    tok: PreTrainedTokenizerBase,
+    k: int = 20,
+    ax: Axes | None = None,
+    highlight: torch.Tensor | None = None,
+) -> Axes:
     """Horizontal bars of the ``k`` most likely next tokens, most likely on top.
 
     probs: (vocab,) probabilities. highlight: optional (vocab,) bool mask (e.g. the top-p nucleus); those bars
@@ -171,11 +185,13 @@ def html_bars(labels: Sequence[str], widths: Sequence[float], colours: Sequence[
     Plain divs, so a redraw is one string and fast enough to follow a slider: the sampler's chart
     (``widgets.bar_chart``) and the cache explorer's rows (``explorer.bars``) are both drawn with it.
     """
-    rows = [f'<div style="display:flex;align-items:center;height:18px">'
-            f'<span style="width:9em;text-align:right;white-space:pre;overflow:hidden;padding-right:6px">'
-            f'{html.escape(label)}</span><span class="gptj-bar" style="display:inline-block;height:14px;'
-            f'width:{width:.1f}px;background:{colour}"></span><span style="padding-left:6px">{text}</span></div>'
-            for label, width, colour, text in zip(labels, widths, colours, texts)]
+    rows = [
+        f'<div style="display:flex;align-items:center;height:18px">'
+        f'<span style="width:9em;text-align:right;white-space:pre;overflow:hidden;padding-right:6px">'
+        f'{html.escape(label)}</span><span class="gptj-bar" style="display:inline-block;height:14px;'
+        f'width:{width:.1f}px;background:{colour}"></span><span style="padding-left:6px">{text}</span></div>'
+        for label, width, colour, text in zip(labels, widths, colours, texts)
+    ]
     return '<div style="font-family:monospace;font-size:12px;line-height:18px">' + "".join(rows) + "</div>"
 
 

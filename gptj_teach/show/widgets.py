@@ -57,29 +57,42 @@ class Sampler(widgets.VBox):
     def __init__(self, model, tok, prompt="def fib(n):", max_new_tokens=40, seed=0):
         self.lm, self.tok, self.model_calls, self.text = model, tok, 0, ""
         style, wide = {"description_width": "90px"}, widgets.Layout(width="330px")  # 330 + CHART_PX fit 828 px
-        self.prompt = widgets.Textarea(prompt, description="prompt", continuous_update=False, style=style,
-                                       layout=widgets.Layout(width="640px", height="70px"))
-        self.temperature = widgets.FloatSlider(1.0, min=0.05, max=2.0, step=0.05, description="temperature",
-                                               style=style, layout=wide)
-        self.top_p = widgets.FloatSlider(1.0, min=0.05, max=1.0, step=0.05, description="top-p", style=style,
-                                         layout=wide)
-        self.top_k = widgets.IntSlider(0, min=0, max=100, description="top-k", style=style, layout=wide,
-                                       **{TOOLTIP: "0 = off: keep all tokens"})
-        self.max_new_tokens = widgets.IntSlider(max_new_tokens, min=1, max=max(200, max_new_tokens),
-                                                description="new tokens", style=style, layout=wide)
+        self.prompt = widgets.Textarea(
+            prompt,
+            description="prompt",
+            continuous_update=False,
+            style=style,
+            layout=widgets.Layout(width="640px", height="70px"),
+        )
+        self.temperature = widgets.FloatSlider(
+            1.0, min=0.05, max=2.0, step=0.05, description="temperature", style=style, layout=wide
+        )
+        self.top_p = widgets.FloatSlider(
+            1.0, min=0.05, max=1.0, step=0.05, description="top-p", style=style, layout=wide
+        )
+        self.top_k = widgets.IntSlider(
+            0, min=0, max=100, description="top-k", style=style, layout=wide, **{TOOLTIP: "0 = off: keep all tokens"}
+        )
+        self.max_new_tokens = widgets.IntSlider(
+            max_new_tokens, min=1, max=max(200, max_new_tokens), description="new tokens", style=style, layout=wide
+        )
         self.seed = widgets.IntText(seed, description="seed", style=style, layout=widgets.Layout(width="200px"))
         self.stats_html = widgets.HTML().add_class("gptj-sampler-stats")
         self.chart = widgets.HTML().add_class("gptj-sampler-chart")
-        legend = widgets.HTML('<div style="font-size:11px;line-height:14px">blue: kept (the nucleus), renormalised '
-                              "to sum to 1<br>grey: cut by top-k / top-p (drawn at its probability before the cut)"
-                              "<br>top-k 0 = off; entropy in nats (natural log); the nucleus counts the tokens "
-                              "with p &gt; 0<br>(at a low temperature most tokens' p rounds to exactly 0 in fp32, "
-                              "even with top-p 1)</div>")
+        legend = widgets.HTML(
+            '<div style="font-size:11px;line-height:14px">blue: kept (the nucleus), renormalised '
+            "to sum to 1<br>grey: cut by top-k / top-p (drawn at its probability before the cut)"
+            "<br>top-k 0 = off; entropy in nats (natural log); the nucleus counts the tokens "
+            "with p &gt; 0<br>(at a low temperature most tokens' p rounds to exactly 0 in fp32, "
+            "even with top-p 1)</div>"
+        )
         self.button = widgets.Button(description="Generate", button_style="primary")
         self.output = widgets.HTML().add_class("gptj-sampler-text")
         controls = widgets.VBox([self.temperature, self.top_p, self.top_k, self.max_new_tokens, self.seed])
-        right = widgets.VBox([self.stats_html, self.chart, legend],
-                             layout=widgets.Layout(width=f"{CHART_PX}px", min_width=f"{CHART_PX}px"))
+        right = widgets.VBox(
+            [self.stats_html, self.chart, legend],
+            layout=widgets.Layout(width=f"{CHART_PX}px", min_width=f"{CHART_PX}px"),
+        )
         super().__init__([self.prompt, widgets.HBox([controls, right]), self.button, self.output])
         self.prompt.observe(self.read_prompt, names="value")
         for slider in (self.temperature, self.top_p, self.top_k):
@@ -90,7 +103,7 @@ class Sampler(widgets.VBox):
     @torch.inference_mode()
     def read_prompt(self, change=None):
         """One forward pass: cache the last position's logits (vocab,) and the ids of the top tokens."""
-        ids = self.tok(self.prompt.value, return_tensors="pt").input_ids[:, -self.lm.config.n_positions:]
+        ids = self.tok(self.prompt.value, return_tensors="pt").input_ids[:, -self.lm.config.n_positions :]
         if ids.shape[1] == 0:
             self.logits, self.stats_html.value, self.chart.value = None, "type a prompt", ""
             return
@@ -110,13 +123,17 @@ class Sampler(widgets.VBox):
         after_cut = self.probs[self.top_ids]  # (SHOWN,)
         kept = (after_cut > 0).tolist()
         heights = torch.where(after_cut > 0, after_cut, before_cut).tolist()
-        self.stats = {"entropy_nats": torch.special.entr(self.probs).sum().item(),
-                      "nucleus_size": int((self.probs > 0).sum()), "top_prob": self.probs.max().item()}
+        self.stats = {
+            "entropy_nats": torch.special.entr(self.probs).sum().item(),
+            "nucleus_size": int((self.probs > 0).sum()),
+            "top_prob": self.probs.max().item(),
+        }
         self.stats_html.value = (  # two short lines that never wrap, figures in fixed-width digits
             '<div style="white-space:nowrap;font-variant-numeric:tabular-nums">'
             f"entropy <b>{self.stats['entropy_nats']:.3f}</b> nats &nbsp;·&nbsp; "
             f"top token p = <b>{self.stats['top_prob']:.3f}</b><br>"
-            f"nucleus <b>{self.stats['nucleus_size']}</b> of {len(self.probs)} tokens</div>")
+            f"nucleus <b>{self.stats['nucleus_size']}</b> of {len(self.probs)} tokens</div>"
+        )
         self.chart.value = bar_chart(self.labels, heights, kept)
 
     def settings(self) -> SamplingSettings:
@@ -135,8 +152,14 @@ class Sampler(widgets.VBox):
         """What the Generate button does: seed, then stream the continuation into the text area."""
         self.text, self.button.disabled = "", True
         try:
-            for piece in stream(self.lm, self.tok, self.prompt.value, self.max_new_tokens.value, seed=self.seed.value,
-                                **dataclasses.asdict(self.settings())):
+            for piece in stream(
+                self.lm,
+                self.tok,
+                self.prompt.value,
+                self.max_new_tokens.value,
+                seed=self.seed.value,
+                **dataclasses.asdict(self.settings()),
+            ):
                 self.text += piece
                 self.show_text()
         except GPTJTeachError as error:  # an empty or too long prompt, a bad seed: say so where the text would go
@@ -147,8 +170,10 @@ class Sampler(widgets.VBox):
 
     def show_text(self):
         """The prompt in grey, the continuation in bold, as it arrives."""
-        self.output.value = (f'<pre style="white-space:pre-wrap"><span style="color:#888">'
-                             f"{html.escape(self.prompt.value)}</span><b>{html.escape(self.text)}</b></pre>")
+        self.output.value = (
+            f'<pre style="white-space:pre-wrap"><span style="color:#888">'
+            f"{html.escape(self.prompt.value)}</span><b>{html.escape(self.text)}</b></pre>"
+        )
 
 
 def sampler(model, tok, prompt="def fib(n):", max_new_tokens=40, seed=0) -> Sampler:

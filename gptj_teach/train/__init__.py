@@ -3,7 +3,7 @@ evaluate), fused_loss (the lm_head and the loss in chunks, so the full logits ne
 
 import importlib
 
-MODULES = {'corpus', 'fused_loss', 'loop'}
+MODULES = {"corpus", "fused_loss", "loop"}
 
 
 def __getattr__(name):

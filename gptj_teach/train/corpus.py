@@ -74,7 +74,7 @@ def random_windows(ids: torch.Tensor, batch: int, length: int, generator: torch.
     check_tensor(ids, "ids", 1)
     check_whole(length, "length", 2, len(ids) - 1)
     starts = torch.randint(0, len(ids) - length, (check_whole(batch, "batch", 1),), generator=generator)
-    return torch.stack([ids[s:s + length] for s in starts.tolist()])  # (batch, length)
+    return torch.stack([ids[s : s + length] for s in starts.tolist()])  # (batch, length)
 
 
 def consecutive_windows(ids: torch.Tensor, length: int, max_windows: int | None = None) -> torch.Tensor:
@@ -94,7 +94,8 @@ class CompactVocabulary:
         self.keep = torch.unique(check_tensor(train_ids, "train_ids", 1))  # (n,) real ids, sorted
         self.full_size = full_size
         self.to_compact = torch.full((full_size,), -1, dtype=torch.long).index_copy_(
-            0, self.keep, torch.arange(len(self.keep)))  # (full_size,): -1 for ids never seen
+            0, self.keep, torch.arange(len(self.keep))
+        )  # (full_size,): -1 for ids never seen
 
     def __len__(self) -> int:
         return len(self.keep)

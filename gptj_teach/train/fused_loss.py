@@ -23,7 +23,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad = torch.empty(len(targets), len(bias), dtype=torch.bfloat16, device=h.device)  # (N, V): dloss/dlogits
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         for start in range(0, len(targets), chunk):
-            rows, t = hb[start:start + chunk], targets[start:start + chunk]
+            rows, t = hb[start : start + chunk], targets[start : start + chunk]
             logits = torch.addmm(bb, rows, wb.T).float()  # (chunk, d) @ (d, V) -> (chunk, V)
             target_logit = logits.gather(1, t[:, None]).squeeze(1)  # (chunk,)
             peak = logits.max(-1, keepdim=True).values  # (chunk, 1)
@@ -32,7 +32,7 @@ class LinearCrossEntropy(torch.autograd.Function):
             total += ((norm.log() + peak).squeeze(1) - target_logit).sum()  # log-sum-exp - target logit
             p.div_(norm * len(targets))  # softmax / N
             p[torch.arange(len(t)), t] -= 1 / len(targets)  # - one_hot / N
-            grad[start:start + chunk] = p
+            grad[start : start + chunk] = p
         ctx.save_for_backward(grad, hb, wb)
         ctx.dtypes = h.dtype, weight.dtype
         return total / len(targets)

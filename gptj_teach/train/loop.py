@@ -152,8 +152,10 @@ def train_step(model, optimizer, x: torch.Tensor, lr: float, bf16: bool = False,
 def check_finite(value: float, what: str) -> None:
     """Stop training at a NaN or infinity: every later step would only spread it through the weights."""
     if not math.isfinite(value):
-        raise InputError(f"{what} is {value}: training stopped before this update, so the model keeps the weights "
-                         "of the last finite step. Lower the learning rate (recipe.lr), or check the data")
+        raise InputError(
+            f"{what} is {value}: training stopped before this update, so the model keeps the weights "
+            "of the last finite step. Lower the learning rate (recipe.lr), or check the data"
+        )
 
 
 @torch.no_grad()
@@ -173,8 +175,9 @@ def evaluate(model, ids: torch.Tensor, seq: int, max_windows: int | None = None,
     return total / count
 
 
-def fit(model, optimizer, recipe: Recipe, train_ids, valid_ids, generator, history=None, sample=None,
-        on_eval=None) -> History:
+def fit(
+    model, optimizer, recipe: Recipe, train_ids, valid_ids, generator, history=None, sample=None, on_eval=None
+) -> History:
     """Train until the recipe's budget is spent, from ``history`` (to resume) or from step 0.
 
     Every ``eval_every`` steps and at the end: the held-out loss, ``sample(model)`` if given (a text kept in
@@ -182,7 +185,9 @@ def fit(model, optimizer, recipe: Recipe, train_ids, valid_ids, generator, histo
     Nothing is written to disk unless ``on_eval`` does it. A loss that is not finite stops the run with an
     error naming the step; the model then holds the weights of the step before.
     """
-    train_ids, valid_ids = check_fit(model, optimizer, recipe, train_ids, valid_ids, generator, history, sample, on_eval)
+    train_ids, valid_ids = check_fit(
+        model, optimizer, recipe, train_ids, valid_ids, generator, history, sample, on_eval
+    )
     history = history or History()
     start = time.time() - history.seconds
     bar = tqdm(total=recipe.steps, initial=history.step, desc="training", unit="step")
@@ -220,8 +225,9 @@ def check_fit(model, optimizer, recipe, train_ids, valid_ids, generator, history
     """fit's arguments, each refused by name before the first step. Returns the ids as int64."""
     check_causal_lm(model)
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise InputTypeError(f"optimizer must be a torch.optim.Optimizer (e.g. training.adamw(model, lr)), got "
-                             f"{describe(optimizer)}")
+        raise InputTypeError(
+            f"optimizer must be a torch.optim.Optimizer (e.g. training.adamw(model, lr)), got {describe(optimizer)}"
+        )
     if not isinstance(recipe, Recipe):
         raise InputTypeError(f"recipe must be a training.Recipe, got {describe(recipe)}")
     recipe.check()
@@ -229,8 +235,9 @@ def check_fit(model, optimizer, recipe, train_ids, valid_ids, generator, history
     train_ids = check_token_ids(train_ids, "train_ids", vocab, min_length=recipe.seq + 2)  # seq + 1, two places
     valid_ids = check_token_ids(valid_ids, "valid_ids", vocab, min_length=2)
     if not isinstance(generator, torch.Generator):
-        raise InputTypeError(f"generator must be a torch.Generator, e.g. torch.Generator().manual_seed(0), got "
-                             f"{describe(generator)}")
+        raise InputTypeError(
+            f"generator must be a torch.Generator, e.g. torch.Generator().manual_seed(0), got {describe(generator)}"
+        )
     if history is not None and not isinstance(history, History):
         raise InputTypeError(f"history must be None or the History of an earlier run, got {describe(history)}")
     for name, fn in (("sample", sample), ("on_eval", on_eval)):
@@ -239,8 +246,16 @@ def check_fit(model, optimizer, recipe, train_ids, valid_ids, generator, history
     return train_ids, valid_ids
 
 
-def sample(model, tok, prompt: str, vocab=None, max_new_tokens: int = 60, temperature: float = 0.8,
-           top_p: float = 0.95, seed: int = 0) -> str:
+def sample(
+    model,
+    tok,
+    prompt: str,
+    vocab=None,
+    max_new_tokens: int = 60,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    seed: int = 0,
+) -> str:
     """What the model writes after ``prompt`` (``vocab``: a ``CompactVocabulary`` it was trained with).
     Seeded, and the global random stream is left as it was."""
     ids = tok(prompt, return_tensors="pt").input_ids  # (1, prompt length)
@@ -248,8 +263,14 @@ def sample(model, tok, prompt: str, vocab=None, max_new_tokens: int = 60, temper
     was_training = model.training
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        out = generate(model.eval(), ids.to(model.device), max_new_tokens=max_new_tokens, do_sample=True,
-                       temperature=temperature, top_p=top_p)  # (1, prompt length + new)
+        out = generate(
+            model.eval(),
+            ids.to(model.device),
+            max_new_tokens=max_new_tokens,
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+        )  # (1, prompt length + new)
     model.train(was_training)
     return tok.decode((out if vocab is None else vocab.decode(out))[0].cpu())
 

@@ -270,7 +270,6 @@ def zero_heads(z, heads):
     return z
 
 
-
 # 10_train_your_own and 12_fine_tune ---------------------------------------------------------------------------
 def initial_loss() -> float:
     """Nats per token of a model that gives each of GPT-J's 50400 tokens the same probability: -ln(1 / 50400)."""
@@ -286,7 +285,7 @@ def next_token_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 def random_windows(ids: torch.Tensor, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
     """(batch, length): windows ids[s:s + length] at starts drawn from the generator, s in [0, len(ids) - length]."""
     starts = torch.randint(0, len(ids) - length + 1, (batch,), generator=generator)  # (batch,)
-    return torch.stack([ids[s:s + length] for s in starts.tolist()])
+    return torch.stack([ids[s : s + length] for s in starts.tolist()])
 
 
 def learning_rate(progress: float, peak: float, warmup: float, floor: float) -> float:
@@ -355,15 +354,23 @@ def nf4_weights_gb() -> float:
     """GPT-J 6B in NF4: 4 bits a weight plus one fp32 absmax per block of 64 weights = 4.5 bits."""
     return 6_050_882_784 * (4 + 32 / 64) / 8 / 1e9
 
+
 if __name__ == "__main__":
     import gptj_teach as gt
 
     model, tok = gt.load("tiny")
     ex = gt.classroom.exercises
     head = previous_token_head(model, tok, ex.PREVIOUS_TOKEN_TEXT)
-    results = [ex.check_memory_fp16_gb(memory_fp16_gb()), ex.check_merge_pair(merge_pair),
-               ex.check_rotate_every_two(rotate_every_two), ex.check_causal_mask(causal_mask),
-               ex.check_parallel_block(parallel_block), ex.check_last_token_index(last_token_index),
-               ex.check_top_p(top_p), ex.check_previous_token_head(head), ex.check_truncate_at_stop(truncate_at_stop),
-               ex.check_kv_cache_bytes_per_token(kv_cache_bytes_per_token())]
+    results = [
+        ex.check_memory_fp16_gb(memory_fp16_gb()),
+        ex.check_merge_pair(merge_pair),
+        ex.check_rotate_every_two(rotate_every_two),
+        ex.check_causal_mask(causal_mask),
+        ex.check_parallel_block(parallel_block),
+        ex.check_last_token_index(last_token_index),
+        ex.check_top_p(top_p),
+        ex.check_previous_token_head(head),
+        ex.check_truncate_at_stop(truncate_at_stop),
+        ex.check_kv_cache_bytes_per_token(kv_cache_bytes_per_token()),
+    ]
     print(f"{sum(results)} of {len(results)} solutions pass")

@@ -27,11 +27,23 @@ def classic_server(tmp):
     """A classic Notebook server on 127.0.0.1 over a copy of notebooks/; yields a dict with url, token, root."""
     root = tmp / "notebooks"
     shutil.copytree(ROOT / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-               IPYTHONDIR=str(tmp / "ipython"))  # the venv's own nbconfig (widgetsnbextension enabled) still holds
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        IPYTHONDIR=str(tmp / "ipython"),
+    )  # the venv's own nbconfig (widgetsnbextension enabled) still holds
     port, token = free_port(), secrets.token_hex(16)
-    command = [sys.executable, "-m", "notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--NotebookApp.token={token}", f"--NotebookApp.notebook_dir={root}"]
+    command = [
+        sys.executable,
+        "-m",
+        "notebook",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--NotebookApp.token={token}",
+        f"--NotebookApp.notebook_dir={root}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     with serving(command, env, port, token, tmp / "notebook.log") as url:

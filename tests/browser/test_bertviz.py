@@ -44,7 +44,7 @@ def check_head_views(views, tokens, expected: int) -> None:
     heads = [v for v in views if v["kind"] == "head"]
     assert len(heads) == expected, views
     for view in heads:  # the tokens down the left (queries) and down the right (keys)
-        assert view["texts"][:2 * len(tokens)] == tokens + tokens, view["texts"]
+        assert view["texts"][: 2 * len(tokens)] == tokens + tokens, view["texts"]
 
 
 def open_model_view_detail(page, view_id: str, tokens) -> None:
@@ -52,10 +52,13 @@ def open_model_view_detail(page, view_id: str, tokens) -> None:
     view = page.locator(f"#{view_id}")
     view.scroll_into_view_if_needed()
     view.locator("svg rect[style*='opacity: 0']").first.click()
-    page.wait_for_function("([id, n]) => document.querySelectorAll(`#${id} svg text`).length >= 2 * n",
-                           arg=[view_id, len(tokens)], timeout=10_000)
+    page.wait_for_function(
+        "([id, n]) => document.querySelectorAll(`#${id} svg text`).length >= 2 * n",
+        arg=[view_id, len(tokens)],
+        timeout=10_000,
+    )
     texts = [t for t in view.locator("svg text").all_text_contents() if t in tokens]
-    assert texts[-2 * len(tokens):] == tokens + tokens
+    assert texts[-2 * len(tokens) :] == tokens + tokens
 
 
 def test_notebook_07_draws_its_views_with_the_cdn_served_locally(lab, new_page, cdn_files):
@@ -71,12 +74,17 @@ def test_notebook_07_draws_its_views_with_the_cdn_served_locally(lab, new_page, 
     first.scroll_into_view_if_needed()
     screenshot(page, "07_head_view", first)
     model = next(v for v in views if v["kind"] == "model")
-    fit = page.evaluate("""id => {
+    fit = page.evaluate(
+        """id => {
       const svg = document.querySelector(`#${id} svg`).getBoundingClientRect();
       const area = document.querySelector(`#${id}`).closest(".jp-OutputArea-output").getBoundingClientRect();
       return {svg_left: svg.left, svg_right: svg.right, area_left: area.left, area_right: area.right};
-    }""", model["id"])
-    assert fit["area_left"] - 1 <= fit["svg_left"] and fit["svg_right"] <= fit["area_right"] + 1, fit  # no clipped column
+    }""",
+        model["id"],
+    )
+    assert fit["area_left"] - 1 <= fit["svg_left"] and fit["svg_right"] <= fit["area_right"] + 1, (
+        fit
+    )  # no clipped column
     assert fit["svg_right"] - fit["svg_left"] > 500, fit  # and still large enough to read
     open_model_view_detail(page, model["id"], tokens)
     screenshot(page, "07_model_view")
@@ -97,8 +105,11 @@ def static_server(tmp_path_factory):
 
 
 def page_of(*views) -> str:
-    return '<!doctype html><html><head><meta charset="utf-8"></head><body>' + "\n".join(v.data for v in views) + \
-        "</body></html>"
+    return (
+        '<!doctype html><html><head><meta charset="utf-8"></head><body>'
+        + "\n".join(v.data for v in views)
+        + "</body></html>"
+    )
 
 
 def test_offline_views_draw_with_every_external_request_blocked(new_page, static_server):
@@ -109,8 +120,13 @@ def test_offline_views_draw_with_every_external_request_blocked(new_page, static
     with torch.no_grad():
         out = model(tok(prompt, return_tensors="pt").input_ids, output_attentions=True)
     # two views in one page: the second finds require.js, d3 and jQuery already there, as in a notebook
-    (folder / "offline.html").write_text(page_of(gt.show.bertviz_views.head_view(out, tokens, offline=True),
-                                                 gt.show.bertviz_views.model_view(out, tokens, offline=True)), encoding="utf-8")
+    (folder / "offline.html").write_text(
+        page_of(
+            gt.show.bertviz_views.head_view(out, tokens, offline=True),
+            gt.show.bertviz_views.model_view(out, tokens, offline=True),
+        ),
+        encoding="utf-8",
+    )
     (folder / "online.html").write_text(page_of(gt.show.bertviz_views.head_view(out, tokens)), encoding="utf-8")
 
     network = Network()  # no CDN copies: every request that leaves 127.0.0.1 is aborted
@@ -137,7 +153,8 @@ def test_offline_views_draw_with_every_external_request_blocked(new_page, static
     # come from the blocked CDN. The same notice, once nothing is drawn in 10 s.
     require = (gt.show.bertviz_views.VENDOR / "require.min.js").read_text(encoding="utf-8")
     own_loader = page_of(gt.show.bertviz_views.head_view(out, tokens)).replace(
-        "<body>", f"<body><script>{require}</script>", 1)
+        "<body>", f"<body><script>{require}</script>", 1
+    )
     (folder / "own_require.html").write_text(own_loader, encoding="utf-8")
     page = new_page(network)
     page.goto(f"{base}/own_require.html")

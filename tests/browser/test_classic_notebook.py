@@ -20,8 +20,10 @@ from .test_sampler import SHOWS_ENTROPY, check_controls, entropy, slider
 
 require_chromium()
 if not (notebook.__version__.startswith("6.") and ipywidgets.__version__.startswith("7.")):
-    pytest.skip("the classic Notebook 6 + ipywidgets 7 tests run in make test-colab's venv (Colab's versions)",
-                allow_module_level=True)
+    pytest.skip(
+        "the classic Notebook 6 + ipywidgets 7 tests run in make test-colab's venv (Colab's versions)",
+        allow_module_level=True,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,13 @@ def read(widget) -> dict:
     match = re.search(r"entropy ([\d.]+) nats.*nucleus (\d+) of", stats, re.S)
     assert match, f"no entropy / nucleus numbers shown: {stats!r}"
     top_bar = re.search(r"width:\s*([\d.]+)px", widget.locator(".gptj-bar").first.get_attribute("style"))[1]
-    return {"entropy": float(match[1]), "nucleus": int(match[2]), "top_bar": float(top_bar),
-            "chart": widget.locator(".gptj-sampler-chart").inner_html(),
-            "temperature": slider(widget, "temperature").locator(".widget-readout").inner_text()}
+    return {
+        "entropy": float(match[1]),
+        "nucleus": int(match[2]),
+        "top_bar": float(top_bar),
+        "chart": widget.locator(".gptj-sampler-chart").inner_html(),
+        "temperature": slider(widget, "temperature").locator(".widget-readout").inner_text(),
+    }
 
 
 def check_controls(widget) -> None:
@@ -109,8 +113,7 @@ def test_sampler_follows_the_temperature_slider_and_generates(lab, new_page):
     button.click()
     continuation = widget.locator(".gptj-sampler-text pre b")
     continuation.wait_for(timeout=60_000)
-    page.wait_for_function("el => el.textContent.trim().length > 0", arg=continuation.element_handle(),
-                           timeout=60_000)
+    page.wait_for_function("el => el.textContent.trim().length > 0", arg=continuation.element_handle(), timeout=60_000)
     page.wait_for_function("el => !el.disabled", arg=button.element_handle(), timeout=60_000)  # streaming done
     assert widget.locator(".gptj-sampler-text").inner_text().startswith(prompt.split("\n")[0])
     assert len(continuation.inner_text().strip()) > 0
@@ -127,8 +130,11 @@ def test_a_notebook_opened_without_running_shows_a_sentence_not_the_widget_repr(
     saved.first.wait_for(timeout=30_000)
     saved.first.scroll_into_view_if_needed()
     try:  # in the DOM is not yet drawn: JupyterLab renders a cell's output when it scrolls into view
-        page.wait_for_function("([el, text]) => el.innerText.trim() === text",
-                               arg=[saved.first.element_handle(), gt.show.widgets.NOT_RUNNING], timeout=30_000)
+        page.wait_for_function(
+            "([el, text]) => el.innerText.trim() === text",
+            arg=[saved.first.element_handle(), gt.show.widgets.NOT_RUNNING],
+            timeout=30_000,
+        )
     except PlaywrightTimeout:
         pass  # the assertion below says what is shown instead
     assert saved.first.inner_text().strip() == gt.show.widgets.NOT_RUNNING
@@ -146,18 +152,25 @@ def test_the_sampler_fits_a_laptop_screen_and_its_chart_stays_put(lab, new_page)
     widget = page.locator(".jp-OutputArea-output").filter(has=page.locator(".gptj-sampler-chart"))
     widget.wait_for(timeout=30_000)
     widget.scroll_into_view_if_needed()
-    box = page.evaluate("""el => {
+    box = page.evaluate(
+        """el => {
       const area = el.getBoundingClientRect(), chart = el.querySelector(".gptj-sampler-chart").getBoundingClientRect();
       const stats = el.querySelector(".gptj-sampler-stats");
       return {right: area.right, chart_right: chart.right, chart_left: chart.left,
-              stats_lines: Math.round(stats.getBoundingClientRect().height / parseFloat(getComputedStyle(stats).lineHeight || 18))};
-    }""", widget.element_handle())
+              stats_lines: Math.round(stats.getBoundingClientRect().height
+                                      / parseFloat(getComputedStyle(stats).lineHeight || 18))};
+    }""",
+        widget.element_handle(),
+    )
     assert box["chart_right"] <= box["right"] + 1, box  # nothing cut off at 1280 px
     lefts = {box["chart_left"]}
     for key in ("End", "Home"):  # temperature 2.00, then 0.05: the numbers change length, the chart stays
         press(widget, "temperature", key)
         page.wait_for_timeout(1500)
-        lefts.add(page.evaluate("el => el.querySelector('.gptj-sampler-chart').getBoundingClientRect().left",
-                                widget.element_handle()))
+        lefts.add(
+            page.evaluate(
+                "el => el.querySelector('.gptj-sampler-chart').getBoundingClientRect().left", widget.element_handle()
+            )
+        )
     assert len(lefts) == 1, lefts
     screenshot(page, "sampler_1280", widget)

@@ -25,27 +25,37 @@ def check_causal_mask(fn) -> bool:
             return hint
         if got.dtype != torch.bool:
             same = torch.equal(got.detach() == 0, ~expected) or torch.equal(got.detach() != 0, expected)
-            return ("return a bool tensor (True = may attend)" + (": your pattern is right, convert it" if same else
-                    f", yours is {got.dtype}; an additive 0 / -inf mask is the next step, not this one"))
+            return "return a bool tensor (True = may attend)" + (
+                ": your pattern is right, convert it"
+                if same
+                else f", yours is {got.dtype}; an additive 0 / -inf mask is the next step, not this one"
+            )
         if torch.equal(got, torch.ones(q_len, kv_len, dtype=torch.bool).tril()):
-            return (f"for q_len={q_len}, kv_len={kv_len} your queries start at position 0; with a KV cache they are "
-                    "the LAST q_len positions: query i sits at position kv_len - q_len + i (torch.tril's diagonal=)")
+            return (
+                f"for q_len={q_len}, kv_len={kv_len} your queries start at position 0; with a KV cache they are "
+                "the LAST q_len positions: query i sits at position kv_len - q_len + i (torch.tril's diagonal=)"
+            )
         if (got & ~expected).any():
-            return (f"for q_len={q_len}, kv_len={kv_len} some queries may look at later keys: True only for keys at "
-                    "or before the query's own position")
+            return (
+                f"for q_len={q_len}, kv_len={kv_len} some queries may look at later keys: True only for keys at "
+                "or before the query's own position"
+            )
         return f"for q_len={q_len}, kv_len={kv_len} some queries cannot see earlier keys or themselves"
 
     hint = _first_failure(fn, cases, _reference_causal_mask, _same_tensor, diagnose)
-    return _verdict(hint is None, "With a KV cache only the new queries run, and each still sees every earlier key.",
-                    hint)
+    return _verdict(
+        hint is None, "With a KV cache only the new queries run, and each still sees every earlier key.", hint
+    )
 
 
 def _qk_cases():
     """Queries and keys: fp32, fp16 large enough that an fp16 matmul overflows, and more keys than queries."""
     g = torch.Generator().manual_seed(0)
-    return [(torch.randn(1, 3, 5, 64, generator=g), torch.randn(1, 3, 5, 64, generator=g)),
-            ((150 * torch.randn(2, 2, 4, 16, generator=g)).half(), (150 * torch.randn(2, 2, 6, 16, generator=g)).half()),
-            (torch.randn(1, 1, 1, 8, generator=g).bfloat16(), torch.randn(1, 1, 3, 8, generator=g).bfloat16())]
+    return [
+        (torch.randn(1, 3, 5, 64, generator=g), torch.randn(1, 3, 5, 64, generator=g)),
+        ((150 * torch.randn(2, 2, 4, 16, generator=g)).half(), (150 * torch.randn(2, 2, 6, 16, generator=g)).half()),
+        (torch.randn(1, 1, 1, 8, generator=g).bfloat16(), torch.randn(1, 1, 3, 8, generator=g).bfloat16()),
+    ]
 
 
 def _reference_scores(q, k):
@@ -60,11 +70,15 @@ def check_attention_scores(fn) -> bool:
         if hint := _shape_hint(got, expected):
             return hint + " (every query against every key: q @ k.transpose(-1, -2))"
         if got.dtype != torch.float32:
-            return (f"for {q.dtype} inputs your scores are {got.dtype}: compute them in fp32 (q.float(), k.float()), "
-                    "as GPT-J does, so that long dot products neither overflow nor lose digits")
+            return (
+                f"for {q.dtype} inputs your scores are {got.dtype}: compute them in fp32 (q.float(), k.float()), "
+                "as GPT-J does, so that long dot products neither overflow nor lose digits"
+            )
         if not torch.isfinite(got).all():
-            return ("some of your scores are inf: the fp16 matmul overflowed (fp16 stops at 65504); upcast q and k "
-                    "to fp32 BEFORE the matmul, not after it")
+            return (
+                "some of your scores are inf: the fp16 matmul overflowed (fp16 stops at 65504); upcast q and k "
+                "to fp32 BEFORE the matmul, not after it"
+            )
         unscaled = torch.matmul(q.float(), k.float().transpose(-1, -2))
         if torch.allclose(got, unscaled, rtol=1e-4):
             return "divide the dot products by sqrt(head_dim)"
@@ -88,8 +102,14 @@ def check_softmax_attention(fn) -> bool:
     cases = []
     for (q, k), padding in zip(_qk_cases(), [None, torch.tensor([[0, 1, 1, 1, 1, 1], [1] * 6]), None]):
         v = torch.randn(k.shape, generator=g).to(k.dtype)
-        cases.append((q / 8, k / 8, v, make_mask(padding, torch.arange(k.shape[2] - q.shape[2], k.shape[2]), k.shape[2],
-                                                 torch.float32)))
+        cases.append(
+            (
+                q / 8,
+                k / 8,
+                v,
+                make_mask(padding, torch.arange(k.shape[2] - q.shape[2], k.shape[2]), k.shape[2], torch.float32),
+            )
+        )
 
     def diagnose(got, expected, args):
         q, k, v, mask = args
@@ -112,9 +132,14 @@ def check_softmax_attention(fn) -> bool:
         return "the weights are right, the output is not: output = weights @ v"
 
     def same(got, expected):
-        return (isinstance(got, tuple) and len(got) == 2 and _same_tensor(got[1], expected[1], ATOL)
-                and _same_tensor(got[0], expected[0], ATOL))
+        return (
+            isinstance(got, tuple)
+            and len(got) == 2
+            and _same_tensor(got[1], expected[1], ATOL)
+            and _same_tensor(got[0], expected[0], ATOL)
+        )
 
     hint = _first_failure(fn, cases, plain_attention, same, diagnose)
-    return _verdict(hint is None, "Scores, mask, softmax, weighted sum: the whole of attention, in fp32 where it "
-                                  "matters.", hint)
+    return _verdict(
+        hint is None, "Scores, mask, softmax, weighted sum: the whole of attention, in fp32 where it matters.", hint
+    )

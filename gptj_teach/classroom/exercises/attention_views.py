@@ -8,8 +8,10 @@ import torch
 from ...gptj.model import make_mask
 from .grading import _first_failure, _same_tensor, _shape_hint, _verdict
 
-PREVIOUS_TOKEN_TEXT = ('def add(a, b):\n    """Return the sum of a and b."""\n    return a + b\n\n\n'
-                       'for i in range(10):\n    print(add(i, i * 2))\n')  # the text check_previous_token_head reads
+PREVIOUS_TOKEN_TEXT = (
+    'def add(a, b):\n    """Return the sum of a and b."""\n    return a + b\n\n\n'
+    "for i in range(10):\n    print(add(i, i * 2))\n"
+)  # the text check_previous_token_head reads
 
 
 PREVIOUS_TOKEN_MARGIN = 0.02  # a head this close to the best previous-token score also counts
@@ -37,8 +39,9 @@ def check_head_scores(fn) -> bool:
             if hint := _shape_hint(mine, right):
                 return f"{name}: {hint} (layers, heads)"
         previous, first = got
-        if torch.allclose(previous, maps.diagonal(0, -2, -1).mean(-1), atol=1e-6) or \
-                torch.allclose(previous, maps.diagonal(0, -2, -1)[..., 1:].mean(-1), atol=1e-6):
+        if torch.allclose(previous, maps.diagonal(0, -2, -1).mean(-1), atol=1e-6) or torch.allclose(
+            previous, maps.diagonal(0, -2, -1)[..., 1:].mean(-1), atol=1e-6
+        ):
             return "the main diagonal is each token looking at ITSELF: the previous token is diagonal(offset=-1)"
         if torch.allclose(previous, maps.diagonal(1, -2, -1).mean(-1), atol=1e-6):
             return "offset=+1 is the token AFTER (always 0: masked); the previous token is diagonal(offset=-1)"
@@ -62,8 +65,12 @@ def _reference_best_head(scores):
 def check_best_head(fn) -> bool:
     """Notebook 07: fn(scores (layers, heads)) -> (layer, head) of the highest score, as two ints."""
     g = torch.Generator().manual_seed(0)
-    cases = [(torch.rand(4, 3, generator=g),), (torch.rand(2, 5, generator=g),), (torch.rand(28, 16, generator=g),),
-             (torch.rand(3, 1, generator=g),)]
+    cases = [
+        (torch.rand(4, 3, generator=g),),
+        (torch.rand(2, 5, generator=g),),
+        (torch.rand(28, 16, generator=g),),
+        (torch.rand(3, 1, generator=g),),
+    ]
 
     def as_pair(got):
         layer, head = got
@@ -80,8 +87,10 @@ def check_best_head(fn) -> bool:
         try:
             pair = as_pair(got)
         except Exception:  # not a pair of whole numbers
-            return (f"return a pair of ints (layer, head), not {got!r}: divmod(flat index, number of heads) turns "
-                    "scores.argmax() into one")
+            return (
+                f"return a pair of ints (layer, head), not {got!r}: divmod(flat index, number of heads) turns "
+                "scores.argmax() into one"
+            )
         if pair == expected[::-1]:
             return "(layer, head), in that order: the layers are the rows of scores"
         if pair == divmod(scores.argmax().item(), scores.shape[0]):
@@ -106,8 +115,10 @@ def _previous_token_scores() -> torch.Tensor:
 
 def check_previous_token_head(answer) -> bool:
     """Notebook 07: (layer, head) of the tiny model's head that attends most to the previous token."""
-    how = ("score every (layer, head) by its mean attention weight from each token to the token just before it (the "
-           "diagonal just below the main one), with output_attentions=True on gt.classroom.exercises.PREVIOUS_TOKEN_TEXT")
+    how = (
+        "score every (layer, head) by its mean attention weight from each token to the token just before it (the "
+        "diagonal just below the main one), with output_attentions=True on gt.classroom.exercises.PREVIOUS_TOKEN_TEXT"
+    )
     if answer is None:
         return _verdict(False, "", f"replace None with your (layer, head): {how}")
     try:
@@ -123,7 +134,12 @@ def check_previous_token_head(answer) -> bool:
     if not ok and min(layer, head) >= 1 and scores[layer - 1, head - 1] >= best - PREVIOUS_TOKEN_MARGIN:
         hint = "close: layers and heads are counted from 0"
     else:
-        hint = f"head ({layer}, {head}) puts {scores[layer, head]:.2f} of its attention on the previous token, " \
-               f"others put more: {how}"
-    return _verdict(bool(ok), "Previous-token heads are half of an induction head, which copies patterns seen "
-                              "earlier in the context.", hint)
+        hint = (
+            f"head ({layer}, {head}) puts {scores[layer, head]:.2f} of its attention on the previous token, "
+            f"others put more: {how}"
+        )
+    return _verdict(
+        bool(ok),
+        "Previous-token heads are half of an induction head, which copies patterns seen earlier in the context.",
+        hint,
+    )

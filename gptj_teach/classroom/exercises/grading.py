@@ -70,8 +70,10 @@ def _call(fn, args: tuple):
         with _time_limit(TIME_LIMIT):
             return fn(*args), None
     except TookTooLong:
-        return None, (f"your function took longer than {TIME_LIMIT:g} s on one input and was stopped: does a loop "
-                      "never end (a `while` whose condition never changes)?")
+        return None, (
+            f"your function took longer than {TIME_LIMIT:g} s on one input and was stopped: does a loop "
+            "never end (a `while` whose condition never changes)?"
+        )
     except KeyboardInterrupt:  # Ctrl-C, or Kernel > Interrupt in Jupyter
         return None, "you interrupted your function before it finished: does a loop never end?"
     except NotImplementedError as error:  # the student edition's stub, still in place

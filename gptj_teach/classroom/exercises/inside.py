@@ -1,6 +1,5 @@
 """Notebook 11, Inside GPT-J: the checks of its "your turn" cells."""
 
-
 import torch
 
 from ...gptj.model import make_mask
@@ -38,16 +37,23 @@ def check_induction_score(fn) -> bool:
         if hint := _shape_hint(got, expected):
             return hint
         if torch.allclose(got, offset_score(pattern, n, n)):
-            return ("that is the attention to the earlier copy of the same token (n back), a duplicate-token score; "
-                    "an induction head looks at the token AFTER that copy: n - 1 back")
+            return (
+                "that is the attention to the earlier copy of the same token (n back), a duplicate-token score; "
+                "an induction head looks at the token AFTER that copy: n - 1 back"
+            )
         if torch.allclose(got, offset_score(pattern, n, n - 2)) or torch.allclose(got, offset_score(pattern, n, 1)):
             return "wrong distance: from query position q, the key to read is q - n + 1"
-        return f"for n={n} and a pattern of shape {tuple(pattern.shape)} your scores differ: average only over the " \
-               "queries of the second copy (the last n positions)"
+        return (
+            f"for n={n} and a pattern of shape {tuple(pattern.shape)} your scores differ: average only over the "
+            "queries of the second copy (the last n positions)"
+        )
 
     hint = _first_failure(fn, cases, induction_score, lambda g, e: _same_tensor(g, e, 1e-6), diagnose)
-    return _verdict(hint is None, "An induction head scores near 1: it has found where the current token was before "
-                                  "and reads what came next.", hint)
+    return _verdict(
+        hint is None,
+        "An induction head scores near 1: it has found where the current token was before and reads what came next.",
+        hint,
+    )
 
 
 def check_dla_term(fn) -> bool:
@@ -56,26 +62,42 @@ def check_dla_term(fn) -> bool:
     from ...interpret.circuits import dla_term
 
     g = torch.Generator().manual_seed(0)
-    cases = [(torch.randn(3, 5, 16, generator=g) + 1, torch.rand(3, 5, 1, generator=g) + 0.5,
-              torch.randn(16, generator=g), torch.randn(16, generator=g)),
-             (torch.randn(8, generator=g) - 2, torch.tensor([1.7]), torch.rand(8, generator=g), torch.randn(8, generator=g))]
+    cases = [
+        (
+            torch.randn(3, 5, 16, generator=g) + 1,
+            torch.rand(3, 5, 1, generator=g) + 0.5,
+            torch.randn(16, generator=g),
+            torch.randn(16, generator=g),
+        ),
+        (torch.randn(8, generator=g) - 2, torch.tensor([1.7]), torch.rand(8, generator=g), torch.randn(8, generator=g)),
+    ]
 
     def diagnose(got, expected, args):
         term, scale, weight, direction = args
         if hint := _shape_hint(got, expected):
             return hint
         centred = term - term.mean(-1, keepdim=True)
-        mistakes = [((term / scale * weight) @ direction, "subtract the term's mean over n_embd first: ln_f centres the "
-                                                         "whole sum, which is the same as centring every term"),
-                    ((centred * weight) @ direction, "divide by the frozen scale: ln_f divides the whole sum by it"),
-                    ((centred / scale) @ direction, "multiply by ln_weight (ln_f's weight) before the dot product"),
-                    ((centred * scale * weight) @ direction, "divide by the scale, do not multiply")]
-        return next((hint for wrong, hint in mistakes if torch.allclose(got, wrong, atol=1e-5)),
-                    "your share differs: ((term - mean) / scale * ln_weight) . direction")
+        mistakes = [
+            (
+                (term / scale * weight) @ direction,
+                "subtract the term's mean over n_embd first: ln_f centres the "
+                "whole sum, which is the same as centring every term",
+            ),
+            ((centred * weight) @ direction, "divide by the frozen scale: ln_f divides the whole sum by it"),
+            ((centred / scale) @ direction, "multiply by ln_weight (ln_f's weight) before the dot product"),
+            ((centred * scale * weight) @ direction, "divide by the scale, do not multiply"),
+        ]
+        return next(
+            (hint for wrong, hint in mistakes if torch.allclose(got, wrong, atol=1e-5)),
+            "your share differs: ((term - mean) / scale * ln_weight) . direction",
+        )
 
     hint = _first_failure(fn, cases, dla_term, lambda g, e: _same_tensor(g, e, 1e-5), diagnose)
-    return _verdict(hint is None, "With the scale frozen ln_f is linear, so the shares add up to the logit "
-                                  "difference (plus the biases).", hint)
+    return _verdict(
+        hint is None,
+        "With the scale frozen ln_f is linear, so the shares add up to the logit difference (plus the biases).",
+        hint,
+    )
 
 
 def check_zero_ablate(fn) -> bool:
@@ -83,8 +105,11 @@ def check_zero_ablate(fn) -> bool:
     from ...interpret.circuits import zero_ablate
 
     g = torch.Generator().manual_seed(0)
-    cases = [(torch.randn(2, 5, 3, 4, generator=g), 1), (torch.randn(1, 7, 4, 8, generator=g), 3),
-             (torch.randn(3, 4, 4, 2, generator=g), 0)]
+    cases = [
+        (torch.randn(2, 5, 3, 4, generator=g), 1),
+        (torch.randn(1, 7, 4, 8, generator=g), 3),
+        (torch.randn(3, 4, 4, 2, generator=g), 0),
+    ]
 
     def diagnose(got, expected, args):
         z, head = args
@@ -99,8 +124,9 @@ def check_zero_ablate(fn) -> bool:
         return f"for head={head} your result differs: only z[:, :, {head}] should change, to 0"
 
     hint = _first_failure(fn, cases, zero_ablate, _same_tensor, diagnose)
-    return _verdict(hint is None, "Used as a hook on h.<layer>.attn.z, this removes one head from the forward pass.",
-                    hint)
+    return _verdict(
+        hint is None, "Used as a hook on h.<layer>.attn.z, this removes one head from the forward pass.", hint
+    )
 
 
 def check_patch_head(fn) -> bool:
@@ -109,9 +135,11 @@ def check_patch_head(fn) -> bool:
     from ...interpret.circuits import patch_head
 
     g = torch.Generator().manual_seed(0)
-    cases = [(torch.randn(2, 5, 3, 4, generator=g), torch.randn(2, 5, 3, 4, generator=g), 2, 1),
-             (torch.randn(1, 6, 4, 2, generator=g), torch.randn(1, 6, 4, 2, generator=g), 0, -1),
-             (torch.randn(3, 4, 4, 3, generator=g), torch.randn(3, 4, 4, 3, generator=g), 1, 3)]
+    cases = [
+        (torch.randn(2, 5, 3, 4, generator=g), torch.randn(2, 5, 3, 4, generator=g), 2, 1),
+        (torch.randn(1, 6, 4, 2, generator=g), torch.randn(1, 6, 4, 2, generator=g), 0, -1),
+        (torch.randn(3, 4, 4, 3, generator=g), torch.randn(3, 4, 4, 3, generator=g), 1, 3),
+    ]
 
     def diagnose(got, expected, args):
         z, clean, head, pos = args
@@ -131,8 +159,12 @@ def check_patch_head(fn) -> bool:
         return "z is (batch, seq, heads, head_dim): the position is the second axis and the head the third"
 
     hint = _first_failure(fn, cases, patch_head, _same_tensor, diagnose)
-    return _verdict(hint is None, "As a hook on h.<layer>.attn.z in the corrupted run, it asks: does this one head, "
-                                  "at this one position, carry what differs between the prompts?", hint)
+    return _verdict(
+        hint is None,
+        "As a hook on h.<layer>.attn.z in the corrupted run, it asks: does this one head, "
+        "at this one position, carry what differs between the prompts?",
+        hint,
+    )
 
 
 def check_copying_score(fn) -> bool:
@@ -141,8 +173,11 @@ def check_copying_score(fn) -> bool:
     from ...interpret.circuits import copying_score
 
     g = torch.Generator().manual_seed(0)
-    ovs = [torch.randn(8, 8, generator=g) + torch.eye(8) * 1.5, torch.randn(12, 12, generator=g) + torch.eye(12),
-           torch.randn(6, 6, generator=g)]
+    ovs = [
+        torch.randn(8, 8, generator=g) + torch.eye(8) * 1.5,
+        torch.randn(12, 12, generator=g) + torch.eye(12),
+        torch.randn(6, 6, generator=g),
+    ]
     ovs[1][3, 3] = ovs[1][3].max() + 1  # a sure copy in one row; the column of 3 not the column's top
     ovs[1][:, 3] -= 5
     ovs[1][3, 3] += 10
@@ -170,5 +205,8 @@ def check_copying_score(fn) -> bool:
         return f"for k={k} your fraction differs: for each row i, is column i among the row's k largest?"
 
     hint = _first_failure(fn, cases, copying_score, same, diagnose)
-    return _verdict(hint is None, "A head whose OV circuit maps each token to itself writes whatever it attends to: "
-                                  "a copying head.", hint)
+    return _verdict(
+        hint is None,
+        "A head whose OV circuit maps each token to itself writes whatever it attends to: a copying head.",
+        hint,
+    )

@@ -29,12 +29,13 @@ def check_forward(fn) -> bool:
             return "apply the final LayerNorm ln_f before lm_head"
         if torch.allclose(got, model.lm_head(body.ln_f(x)) - model.lm_head.bias, atol=1e-4):
             return "lm_head has a bias: call the module (model.lm_head(x)), not only its weight"
-        return ("compare with: wte -> every block (with position_ids 0..seq-1 and the causal mask) -> ln_f -> "
-                "lm_head; each block returns a tuple, its first item is the new hidden state")
+        return (
+            "compare with: wte -> every block (with position_ids 0..seq-1 and the causal mask) -> ln_f -> "
+            "lm_head; each block returns a tuple, its first item is the new hidden state"
+        )
 
     with torch.no_grad():
-        hint = _first_failure(fn, cases, lambda m, ids: m(ids).logits, lambda g, e: _same_tensor(g, e, 1e-4),
-                              diagnose)
+        hint = _first_failure(fn, cases, lambda m, ids: m(ids).logits, lambda g, e: _same_tensor(g, e, 1e-4), diagnose)
     return _verdict(hint is None, "Embedding, blocks, final LayerNorm, read-out: all of GPT-J's forward pass.", hint)
 
 
@@ -43,9 +44,12 @@ def _parameter_count_configs() -> list[GPTJConfig]:
     from ...checkpoint import TINY
 
     small = dict(n_head=4, rotary_dim=4, bos_token_id=0, eos_token_id=0)  # eos inside the small vocabularies
-    return [GPTJConfig(n_embd=32, n_layer=2, vocab_size=97, **small),
-            GPTJConfig(n_embd=48, n_layer=3, n_inner=100, vocab_size=211, **small),
-            GPTJConfig.from_pretrained(TINY), GPTJConfig()]
+    return [
+        GPTJConfig(n_embd=32, n_layer=2, vocab_size=97, **small),
+        GPTJConfig(n_embd=48, n_layer=3, n_inner=100, vocab_size=211, **small),
+        GPTJConfig.from_pretrained(TINY),
+        GPTJConfig(),
+    ]
 
 
 def check_parameter_count(fn) -> bool:
@@ -60,32 +64,47 @@ def check_parameter_count(fn) -> bool:
         d, vocab, layers, inner = config.n_embd, config.vocab_size, config.n_layer, inner_dim(config)
         per_layer = layer_parameter_count(config)
         wide = (4 * d - inner) * (2 * d + 1)  # what a 4 x n_embd MLP has more than an n_inner one
-        mistakes = [(expected - vocab, "lm_head has a bias: vocab_size more numbers"),
-                    (expected - d * vocab - vocab, "GPT-J's output layer lm_head is its own matrix (n_embd x "
-                                                   "vocab_size, with a bias), not tied to wte as in GPT-2"),
-                    (expected - d * vocab, "count both vocab_size x n_embd matrices: the embedding wte AND lm_head's "
-                                           "weight (GPT-J does not tie them, GPT-2 does)"),
-                    (expected + 2 * d * layers, "GPT-J's block is parallel: one LayerNorm (ln_1) per layer, no ln_2"),
-                    (expected + 3 * d * layers, "q_proj, k_proj and v_proj have no biases in GPT-J"),
-                    (expected + 4 * d * layers, "attention has no biases in GPT-J: q_proj, k_proj, v_proj, out_proj"),
-                    (expected - (inner + d) * layers, "fc_in and fc_out have biases (the MLP's only ones)"),
-                    (expected + wide * layers, "the MLP is config.n_inner wide when that is set; 4 x n_embd only "
-                                               "when it is None"),
-                    (expected - 2 * d, "count the final LayerNorm ln_f too"),
-                    (expected - (layers + 1) * d, "a LayerNorm has a weight AND a bias: 2 x n_embd numbers"),
-                    (expected - (layers - 1) * per_layer, "that is one block: the model has n_layer of them")]
+        mistakes = [
+            (expected - vocab, "lm_head has a bias: vocab_size more numbers"),
+            (
+                expected - d * vocab - vocab,
+                "GPT-J's output layer lm_head is its own matrix (n_embd x "
+                "vocab_size, with a bias), not tied to wte as in GPT-2",
+            ),
+            (
+                expected - d * vocab,
+                "count both vocab_size x n_embd matrices: the embedding wte AND lm_head's "
+                "weight (GPT-J does not tie them, GPT-2 does)",
+            ),
+            (expected + 2 * d * layers, "GPT-J's block is parallel: one LayerNorm (ln_1) per layer, no ln_2"),
+            (expected + 3 * d * layers, "q_proj, k_proj and v_proj have no biases in GPT-J"),
+            (expected + 4 * d * layers, "attention has no biases in GPT-J: q_proj, k_proj, v_proj, out_proj"),
+            (expected - (inner + d) * layers, "fc_in and fc_out have biases (the MLP's only ones)"),
+            (
+                expected + wide * layers,
+                "the MLP is config.n_inner wide when that is set; 4 x n_embd only when it is None",
+            ),
+            (expected - 2 * d, "count the final LayerNorm ln_f too"),
+            (expected - (layers + 1) * d, "a LayerNorm has a weight AND a bias: 2 x n_embd numbers"),
+            (expected - (layers - 1) * per_layer, "that is one block: the model has n_layer of them"),
+        ]
         shape = f"n_embd={d}, n_layer={layers}, vocab_size={vocab}, n_inner={config.n_inner}"
-        return next((hint for wrong, hint in mistakes if got == wrong),
-                    f"for a config with {shape} your count is too {'high' if got > expected else 'low'}: go through "
-                    "the module tree part by part (wte, each block, ln_f, lm_head), weights and biases")
+        return next(
+            (hint for wrong, hint in mistakes if got == wrong),
+            f"for a config with {shape} your count is too {'high' if got > expected else 'low'}: go through "
+            "the module tree part by part (wte, each block, ln_f, lm_head), weights and biases",
+        )
 
     def same(got, expected):
         return isinstance(got, numbers.Integral) and not isinstance(got, bool) and got == expected
 
-    hint = _first_failure(fn, [(config,) for config in _parameter_count_configs()], parameter_count, same,
-                          diagnose)
-    return _verdict(hint is None, "Six billion numbers from four config fields: the blocks grow with n_embd squared, "
-                                  "the embedding and lm_head only with n_embd.", hint)
+    hint = _first_failure(fn, [(config,) for config in _parameter_count_configs()], parameter_count, same, diagnose)
+    return _verdict(
+        hint is None,
+        "Six billion numbers from four config fields: the blocks grow with n_embd squared, "
+        "the embedding and lm_head only with n_embd.",
+        hint,
+    )
 
 
 def _first_past(values: list[float], tol: float, strict: bool = True) -> int | None:
@@ -111,13 +130,15 @@ def _divergence_cases() -> list[tuple]:
             target += amount
         return tuple(ours), ref, 0.25
 
-    return [moved((1, 0.125, True), (2, -0.125, True), (4, 0.125, False)),  # all within tol: None
-            moved(*[(entry, 0.5, True) for entry in range(5)]),  # the embedding already differs: 0
-            moved((1, -0.5, True), (3, 0.5, True)),  # a negative difference
-            moved((2, 4.0, False), (4, 0.5, True)),  # one number of a layer
-            moved((1, 0.5, True), (3, 4.0, True), (4, 0.5, True)),  # the first, not the worst
-            moved((1, 0.25, True), (3, 0.5, True)),  # a difference of exactly tol is within it
-            moved((4, 0.5, True))]  # only the last entry
+    return [
+        moved((1, 0.125, True), (2, -0.125, True), (4, 0.125, False)),  # all within tol: None
+        moved(*[(entry, 0.5, True) for entry in range(5)]),  # the embedding already differs: 0
+        moved((1, -0.5, True), (3, 0.5, True)),  # a negative difference
+        moved((2, 4.0, False), (4, 0.5, True)),  # one number of a layer
+        moved((1, 0.5, True), (3, 4.0, True), (4, 0.5, True)),  # the first, not the worst
+        moved((1, 0.25, True), (3, 0.5, True)),  # a difference of exactly tol is within it
+        moved((4, 0.5, True)),
+    ]  # only the last entry
 
 
 def check_first_divergent_layer(fn) -> bool:
@@ -135,20 +156,37 @@ def check_first_divergent_layer(fn) -> bool:
         gaps = [a - b for a, b in zip(ours, ref)]
         largest = [gap.abs().max().item() for gap in gaps]
         past = [i for i, value in enumerate(largest) if value > tol]
-        mistakes = [(_first_past([gap.max().item() for gap in gaps], tol), "a difference can be negative: compare the "
-                     "largest ABSOLUTE difference, (a - b).abs().max(), with tol"),
-                    (_first_past([gap.abs().mean().item() for gap in gaps], tol), "one number out of tolerance is "
-                     "enough: compare the LARGEST |difference| of each hidden state with tol, not the mean"),
-                    (_first_past(largest, tol, strict=False), "MORE than tol: a largest difference equal to tol is "
-                     "still within the tolerance"),
-                    (past[-1], "return the FIRST hidden state that differs, not the last"),
-                    (max(range(len(largest)), key=largest.__getitem__), "return the FIRST hidden state past tol, not "
-                     "the one that differs most: what goes wrong first is what to debug"),
-                    (expected - 1, "off by one: return the index into the tuple, where entry 0 is the embedding and "
-                                   "the output of block i is entry i + 1"),
-                    (expected + 1, "off by one: count from 0 (entry 0, the embedding, is the first hidden state)")]
-        return next((hint for wrong, hint in mistakes if got == wrong),
-                    f"your index {got} is not the first entry i with (ours[i] - ref[i]).abs().max() > tol")
+        mistakes = [
+            (
+                _first_past([gap.max().item() for gap in gaps], tol),
+                "a difference can be negative: compare the largest ABSOLUTE difference, (a - b).abs().max(), with tol",
+            ),
+            (
+                _first_past([gap.abs().mean().item() for gap in gaps], tol),
+                "one number out of tolerance is "
+                "enough: compare the LARGEST |difference| of each hidden state with tol, not the mean",
+            ),
+            (
+                _first_past(largest, tol, strict=False),
+                "MORE than tol: a largest difference equal to tol is still within the tolerance",
+            ),
+            (past[-1], "return the FIRST hidden state that differs, not the last"),
+            (
+                max(range(len(largest)), key=largest.__getitem__),
+                "return the FIRST hidden state past tol, not "
+                "the one that differs most: what goes wrong first is what to debug",
+            ),
+            (
+                expected - 1,
+                "off by one: return the index into the tuple, where entry 0 is the embedding and "
+                "the output of block i is entry i + 1",
+            ),
+            (expected + 1, "off by one: count from 0 (entry 0, the embedding, is the first hidden state)"),
+        ]
+        return next(
+            (hint for wrong, hint in mistakes if got == wrong),
+            f"your index {got} is not the first entry i with (ours[i] - ref[i]).abs().max() > tol",
+        )
 
     def same(got, expected):
         if expected is None or got is None or isinstance(got, bool):
@@ -159,5 +197,9 @@ def check_first_divergent_layer(fn) -> bool:
             return False
 
     hint = _first_failure(fn, _divergence_cases(), _reference_first_divergent_layer, same, diagnose)
-    return _verdict(hint is None, "When two implementations disagree, the first layer past the tolerance is where to "
-                                  "look: everything after it inherits the difference.", hint)
+    return _verdict(
+        hint is None,
+        "When two implementations disagree, the first layer past the tolerance is where to "
+        "look: everything after it inherits the difference.",
+        hint,
+    )

@@ -1,6 +1,5 @@
 """Notebook 04, The parallel block: the checks of its "your turn" cells."""
 
-
 import torch
 from transformers import GPTJConfig
 
@@ -22,8 +21,10 @@ def _block_cases():
         x1, x2 = torch.randn(2, 5, 32), torch.randn(2, 4, 32)
     padded = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
     positions = positions_from_mask(padded)  # (2, 4)
-    return block, [(block, x1, torch.arange(5).expand(2, 5), make_mask(None, torch.arange(5), 5, torch.float32)),
-                   (block, x2, positions, make_mask(padded, torch.arange(4), 4, torch.float32))]
+    return block, [
+        (block, x1, torch.arange(5).expand(2, 5), make_mask(None, torch.arange(5), 5, torch.float32)),
+        (block, x2, positions, make_mask(padded, torch.arange(4), 4, torch.float32)),
+    ]
 
 
 def check_parallel_block(fn) -> bool:
@@ -37,26 +38,33 @@ def check_parallel_block(fn) -> bool:
     def diagnose(got, expected, args):
         _, x, position_ids, mask = args
         if isinstance(got, tuple):
-            return ("return only the output tensor (block.attn returns a tuple of two: the output and the "
-                    "attention weights)")
+            return (
+                "return only the output tensor (block.attn returns a tuple of two: the output and the "
+                "attention weights)"
+            )
         if hint := _shape_hint(got, expected):
             return hint
         h = block.ln_1(x)
         after_attn = x + attn(h, position_ids, mask)
-        wrong = {"that is GPT-2's sequential block (the MLP reads the attention output through a second "
-                 "LayerNorm); in GPT-J one ln_1(x) feeds both branches side by side":
-                     after_attn + block.mlp(block.ln_1(after_attn)),
-                 "add the residual: the input x itself is part of the output":
-                     attn(h, position_ids, mask) + block.mlp(h),
-                 "both branches read the normalised input ln_1(x), not x":
-                     x + attn(x, position_ids, mask) + block.mlp(x)}
-        return next((msg for msg, value in wrong.items() if torch.allclose(got, value, atol=1e-5)),
-                    "compare with the block's formula: one LayerNorm, two branches (attention, MLP), one residual sum")
+        wrong = {
+            "that is GPT-2's sequential block (the MLP reads the attention output through a second "
+            "LayerNorm); in GPT-J one ln_1(x) feeds both branches side by side": after_attn
+            + block.mlp(block.ln_1(after_attn)),
+            "add the residual: the input x itself is part of the output": attn(h, position_ids, mask) + block.mlp(h),
+            "both branches read the normalised input ln_1(x), not x": x + attn(x, position_ids, mask) + block.mlp(x),
+        }
+        return next(
+            (msg for msg, value in wrong.items() if torch.allclose(got, value, atol=1e-5)),
+            "compare with the block's formula: one LayerNorm, two branches (attention, MLP), one residual sum",
+        )
 
     with torch.no_grad():
         hint = _first_failure(fn, cases, lambda b, *a: b(*a)[0], lambda g, e: _same_tensor(g, e, 1e-5), diagnose)
-    return _verdict(hint is None, "One LayerNorm, attention and MLP side by side: GPT-J's parallel block (GPT-2 runs "
-                                  "them one after the other).", hint)
+    return _verdict(
+        hint is None,
+        "One LayerNorm, attention and MLP side by side: GPT-J's parallel block (GPT-2 runs them one after the other).",
+        hint,
+    )
 
 
 def _layer_norm_cases():
@@ -79,25 +87,43 @@ def check_layer_norm(fn) -> bool:
         if hint := _shape_hint(got, expected):
             return hint
         mean = x.mean(-1, keepdim=True)
-        variants = {"LayerNorm divides by the biased variance: var(..., unbiased=False)":
-                        (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + ln.eps) * ln.weight + ln.bias,
-                    "eps goes inside the square root: sqrt(var + eps)":
-                        (x - mean) / (x.var(-1, keepdim=True, unbiased=False).sqrt() + ln.eps) * ln.weight + ln.bias,
-                    "then scale by ln.weight and shift by ln.bias":
-                        (x - mean) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + ln.eps)}
-        return next((msg for msg, value in variants.items() if torch.allclose(got, value, atol=1e-4)),
-                    "normalise each token over its features (dim=-1): subtract the mean, divide by "
-                    "sqrt(variance + eps), then * ln.weight + ln.bias")
+        variants = {
+            "LayerNorm divides by the biased variance: var(..., unbiased=False)": (x - mean)
+            / torch.sqrt(x.var(-1, keepdim=True) + ln.eps)
+            * ln.weight
+            + ln.bias,
+            "eps goes inside the square root: sqrt(var + eps)": (x - mean)
+            / (x.var(-1, keepdim=True, unbiased=False).sqrt() + ln.eps)
+            * ln.weight
+            + ln.bias,
+            "then scale by ln.weight and shift by ln.bias": (x - mean)
+            / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + ln.eps),
+        }
+        return next(
+            (msg for msg, value in variants.items() if torch.allclose(got, value, atol=1e-4)),
+            "normalise each token over its features (dim=-1): subtract the mean, divide by "
+            "sqrt(variance + eps), then * ln.weight + ln.bias",
+        )
 
     called = set()  # LayerNorm code the learner's function ran (the reference's own ln(x) is not watched)
     with torch.no_grad():
-        hint = _first_failure(_watched(fn, LAYER_NORM_CODES, called), _layer_norm_cases(), lambda x, ln: ln(x),
-                              lambda g, e: _same_tensor(g, e, 1e-4), diagnose)
+        hint = _first_failure(
+            _watched(fn, LAYER_NORM_CODES, called),
+            _layer_norm_cases(),
+            lambda x, ln: ln(x),
+            lambda g, e: _same_tensor(g, e, 1e-4),
+            diagnose,
+        )
     if hint is None and called:
-        hint = ("your function calls the LayerNorm (ln(x) or F.layer_norm) instead of computing it: use only "
-                "ln.weight, ln.bias and ln.eps")
-    return _verdict(hint is None, "Every token enters attention and the MLP at the same scale, whatever its size in "
-                                  "the residual stream.", hint)
+        hint = (
+            "your function calls the LayerNorm (ln(x) or F.layer_norm) instead of computing it: use only "
+            "ln.weight, ln.bias and ln.eps"
+        )
+    return _verdict(
+        hint is None,
+        "Every token enters attention and the MLP at the same scale, whatever its size in the residual stream.",
+        hint,
+    )
 
 
 def check_mlp(fn) -> bool:
@@ -110,14 +136,19 @@ def check_mlp(fn) -> bool:
         if hint := _shape_hint(got, expected):
             return hint
         inner = mlp.fc_in(h)
-        wrong = {"that is the exact GELU (erf); GPT-J uses gelu_new, the tanh approximation":
-                     mlp.fc_out(torch.nn.functional.gelu(inner)),
-                 "that is ReLU; GPT-J uses gelu_new": mlp.fc_out(inner.relu()),
-                 "the activation goes between fc_in and fc_out": mlp.fc_out(inner),
-                 "fc_in and fc_out have biases: add them (or call the Linear modules)":
-                     gelu_new(h @ mlp.fc_in.weight.T) @ mlp.fc_out.weight.T}
-        return next((msg for msg, value in wrong.items() if torch.allclose(got, value, atol=1e-5)),
-                    "compare with fc_out(gelu_new(fc_in(h)))")
+        wrong = {
+            "that is the exact GELU (erf); GPT-J uses gelu_new, the tanh approximation": mlp.fc_out(
+                torch.nn.functional.gelu(inner)
+            ),
+            "that is ReLU; GPT-J uses gelu_new": mlp.fc_out(inner.relu()),
+            "the activation goes between fc_in and fc_out": mlp.fc_out(inner),
+            "fc_in and fc_out have biases: add them (or call the Linear modules)": gelu_new(h @ mlp.fc_in.weight.T)
+            @ mlp.fc_out.weight.T,
+        }
+        return next(
+            (msg for msg, value in wrong.items() if torch.allclose(got, value, atol=1e-5)),
+            "compare with fc_out(gelu_new(fc_in(h)))",
+        )
 
     with torch.no_grad():
         hint = _first_failure(fn, mlp_cases, lambda h, m: m(h), lambda g, e: _same_tensor(g, e, 1e-5), diagnose)

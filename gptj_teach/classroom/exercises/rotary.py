@@ -1,6 +1,5 @@
 """Notebook 02, Rotary position embeddings: the checks of its "your turn" cells."""
 
-
 import torch
 
 from ...gptj import rotary
@@ -16,8 +15,13 @@ def _rotate_half(x):
 def check_rotate_every_two(fn) -> bool:
     """Notebook 02: fn(x (..., d)) -> GPT-J's rotate_every_two(x), same shape and dtype."""
     g = torch.Generator().manual_seed(0)
-    cases = [(torch.arange(1.0, 9.0),), (torch.randn(2, 3, 4, 16, generator=g),), (torch.randn(5, 2, generator=g),),
-             (torch.randn(3, 4, 8, generator=g, dtype=torch.float64),), (torch.randn(6, 4, generator=g).t(),)]
+    cases = [
+        (torch.arange(1.0, 9.0),),
+        (torch.randn(2, 3, 4, 16, generator=g),),
+        (torch.randn(5, 2, generator=g),),
+        (torch.randn(3, 4, 8, generator=g, dtype=torch.float64),),
+        (torch.randn(6, 4, generator=g).t(),),
+    ]
 
     def diagnose(got, expected, args):
         x = args[0]
@@ -26,8 +30,10 @@ def check_rotate_every_two(fn) -> bool:
         if got.dtype != expected.dtype:
             return f"keep the input's dtype ({x.dtype}), yours is {got.dtype}"
         if torch.equal(got, _rotate_half(x)):
-            return ("that pairs dim i with dim i + d/2: the half-split rotate_half of GPT-NeoX / Llama. GPT-J pairs "
-                    "adjacent dims: (x0, x1), (x2, x3), ...")
+            return (
+                "that pairs dim i with dim i + d/2: the half-split rotate_half of GPT-NeoX / Llama. GPT-J pairs "
+                "adjacent dims: (x0, x1), (x2, x3), ..."
+            )
         if torch.equal(got.abs(), expected.abs()):
             return "every number is in the right place but some signs are wrong: which member of each pair is negated?"
         if torch.equal(got.flatten().sort().values, expected.flatten().sort().values):
@@ -36,8 +42,12 @@ def check_rotate_every_two(fn) -> bool:
         return f"for {shown} your result differs from GPT-J's rotate_every_two"
 
     hint = _first_failure(fn, cases, rotary.rotate_every_two, _same_tensor, diagnose)
-    return _verdict(hint is None, "Adjacent pairs turned by 90 degrees; with cos and sin this rotates q and k by their "
-                                  "position (GPT-J's way, not Llama's half split).", hint)
+    return _verdict(
+        hint is None,
+        "Adjacent pairs turned by 90 degrees; with cos and sin this rotates q and k by their "
+        "position (GPT-J's way, not Llama's half split).",
+        hint,
+    )
 
 
 def check_inv_frequencies(fn) -> bool:
@@ -60,21 +70,31 @@ def check_inv_frequencies(fn) -> bool:
         return f"for rotary_dim {d} your frequencies are {[round(t, 5) for t in got.tolist()]}"
 
     def same(got, expected):
-        return (isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype.is_floating_point
-                and torch.allclose(got.double(), expected.double(), rtol=1e-5, atol=0))
+        return (
+            isinstance(got, torch.Tensor)
+            and got.shape == expected.shape
+            and got.dtype.is_floating_point
+            and torch.allclose(got.double(), expected.double(), rtol=1e-5, atol=0)
+        )
 
     hint = _first_failure(fn, cases, rotary.inv_frequencies, same, diagnose)
-    return _verdict(hint is None, "Fast pairs tell neighbours apart, slow pairs still differ hundreds of tokens "
-                                  "apart: like the hands of a clock.", hint)
+    return _verdict(
+        hint is None,
+        "Fast pairs tell neighbours apart, slow pairs still differ hundreds of tokens "
+        "apart: like the hands of a clock.",
+        hint,
+    )
 
 
 def check_apply_rotary_pos_emb(fn) -> bool:
     """Notebook 02: fn(x (batch, seq, heads, rot), sin, cos (batch, seq, rot // 2)) -> x rotated pair by pair."""
     g = torch.Generator().manual_seed(0)
     position_ids = torch.arange(7)[None]  # (1, 7)
-    cases = [(torch.randn(1, 7, 3, 16, generator=g), *rotary.fixed_pos_embedding(position_ids, 16)),
-             (torch.randn(2, 5, 2, 8, generator=g), *rotary.fixed_pos_embedding(torch.arange(2, 12, 2).expand(2, 5), 8)),
-             (torch.randn(1, 1, 1, 2, generator=g), *rotary.fixed_pos_embedding(torch.tensor([[3]]), 2))]
+    cases = [
+        (torch.randn(1, 7, 3, 16, generator=g), *rotary.fixed_pos_embedding(position_ids, 16)),
+        (torch.randn(2, 5, 2, 8, generator=g), *rotary.fixed_pos_embedding(torch.arange(2, 12, 2).expand(2, 5), 8)),
+        (torch.randn(1, 1, 1, 2, generator=g), *rotary.fixed_pos_embedding(torch.tensor([[3]]), 2)),
+    ]
 
     def diagnose(got, expected, args):
         x, sin, cos = args
@@ -82,8 +102,10 @@ def check_apply_rotary_pos_emb(fn) -> bool:
             return hint
         sin_c, cos_c = torch.cat([sin, sin], -1)[:, :, None], torch.cat([cos, cos], -1)[:, :, None]
         if torch.allclose(got, x * cos_c + rotary.rotate_every_two(x) * sin_c, atol=1e-5):
-            return ("each angle belongs to one adjacent PAIR: repeat it for both dims of the pair "
-                    "(repeat_interleave(2) on the last dim), not torch.cat([sin, sin]) (Llama's half-split layout)")
+            return (
+                "each angle belongs to one adjacent PAIR: repeat it for both dims of the pair "
+                "(repeat_interleave(2) on the last dim), not torch.cat([sin, sin]) (Llama's half-split layout)"
+            )
         sin_i, cos_i = (t.repeat_interleave(2, -1)[:, :, None] for t in (sin, cos))
         if torch.allclose(got, x * cos_i - rotary.rotate_every_two(x) * sin_i, atol=1e-5):
             return "that turns every pair the wrong way: x * cos + rotate_every_two(x) * sin"

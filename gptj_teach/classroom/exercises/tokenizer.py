@@ -15,9 +15,18 @@ def _tokenizer():
 def check_merge_pair(fn) -> bool:
     """Notebook 01: fn(symbols: list[str], pair: tuple[str, str]) -> list[str], every occurrence merged."""
     hallo = [tokenizer.bytes_to_unicode()[b] for b in " Hallo".encode()]
-    cases = [(hallo, ("l", "l")), (list("abab"), ("a", "b")), (list("aaa"), ("a", "a")), (list("aaaa"), ("a", "a")),
-             (list("xab"), ("a", "b")), (list("ab"), ("b", "a")), (["ab", "c", "ab", "c"], ("ab", "c")),
-             (list("xyz"), ("a", "b")), (["a"], ("a", "b")), ([], ("a", "b"))]
+    cases = [
+        (hallo, ("l", "l")),
+        (list("abab"), ("a", "b")),
+        (list("aaa"), ("a", "a")),
+        (list("aaaa"), ("a", "a")),
+        (list("xab"), ("a", "b")),
+        (list("ab"), ("b", "a")),
+        (["ab", "c", "ab", "c"], ("ab", "c")),
+        (list("xyz"), ("a", "b")),
+        (["a"], ("a", "b")),
+        ([], ("a", "b")),
+    ]
 
     def diagnose(got, expected, args):
         if not isinstance(got, list):
@@ -51,13 +60,17 @@ def check_bpe(fn) -> bool:
         if not isinstance(got, list):
             return f"return a list of str (the tokens), not a {type(got).__name__}"
         if "".join(got) != "".join(symbols):
-            return (f"for {piece!r} your tokens do not spell the piece's byte symbols {''.join(symbols)!r}: start "
-                    "from byte_to_symbol[b] for each byte b of piece.encode('utf-8') (a space becomes 'Ġ')")
+            return (
+                f"for {piece!r} your tokens do not spell the piece's byte symbols {''.join(symbols)!r}: start "
+                "from byte_to_symbol[b] for each byte b of piece.encode('utf-8') (a space becomes 'Ġ')"
+            )
         if got == symbols:
             return f"for {piece!r} nothing was merged: repeat while some neighbouring pair is in `ranks`"
         if got == _bpe_leftmost(piece):
-            return (f"for {piece!r} you merged the leftmost known pair first; merge the pair with the LOWEST rank "
-                    "(min(known, key=ranks.get)), wherever it is")
+            return (
+                f"for {piece!r} you merged the leftmost known pair first; merge the pair with the LOWEST rank "
+                "(min(known, key=ranks.get)), wherever it is"
+            )
         if got in tokenizer.bpe_steps(piece):
             return f"for {piece!r} you stopped too early: keep merging until no neighbouring pair is in `ranks`"
         return f"for {piece!r} your function returned {got!r}"
@@ -79,13 +92,18 @@ def check_decode(fn) -> bool:
             return f"return a str, not a {type(got).__name__}"
         pieces = tok.convert_ids_to_tokens(ids)
         if got == "".join(pieces):
-            return ("you joined the tokens' byte symbols (like 'Ġ' for a space): map each symbol back to its byte, "
-                    "then decode all the bytes as UTF-8")
-        one_by_one = "".join(bytes(symbol_to_byte[s] for s in piece).decode("utf-8", errors="replace")
-                             for piece in pieces)
+            return (
+                "you joined the tokens' byte symbols (like 'Ġ' for a space): map each symbol back to its byte, "
+                "then decode all the bytes as UTF-8"
+            )
+        one_by_one = "".join(
+            bytes(symbol_to_byte[s] for s in piece).decode("utf-8", errors="replace") for piece in pieces
+        )
         if got == one_by_one:
-            return ("you decoded each token on its own: a character such as an emoji can be split over two tokens, "
-                    "so join the bytes of ALL tokens first, then decode them once")
+            return (
+                "you decoded each token on its own: a character such as an emoji can be split over two tokens, "
+                "so join the bytes of ALL tokens first, then decode them once"
+            )
         return f"for ids={ids} your function returned {got!r}, the tokenizer gives {expected!r}"
 
     hint = _first_failure(fn, cases, lambda ids: tok.decode(ids), operator.eq, diagnose)

@@ -14,9 +14,11 @@ from .grading import _call, _check_number, _first_failure, _verdict
 def check_next_token_loss(fn) -> bool:
     """Notebook 10: fn(logits (batch, seq, vocab), ids (batch, seq)) -> the mean next-token cross-entropy."""
     g = torch.Generator().manual_seed(0)
-    cases = [(torch.randn(2, 6, 11, generator=g), torch.randint(0, 11, (2, 6), generator=g)),
-             (3 * torch.randn(1, 9, 50, generator=g), torch.randint(0, 50, (1, 9), generator=g)),
-             (torch.randn(4, 2, 7, generator=g), torch.randint(0, 7, (4, 2), generator=g))]
+    cases = [
+        (torch.randn(2, 6, 11, generator=g), torch.randint(0, 11, (2, 6), generator=g)),
+        (3 * torch.randn(1, 9, 50, generator=g), torch.randint(0, 50, (1, 9), generator=g)),
+        (torch.randn(4, 2, 7, generator=g), torch.randint(0, 7, (4, 2), generator=g)),
+    ]
 
     def diagnose(got, expected, args):
         logits, ids = args
@@ -33,23 +35,40 @@ def check_next_token_loss(fn) -> bool:
             return "that is the sum over positions: take the mean"
         return "cross-entropy of logits[:, :-1] against ids[:, 1:], flattened to (positions, vocab) and (positions,)"
 
-    hint = _first_failure(fn, cases, next_token_loss,
-                          lambda got, exp: isinstance(got, torch.Tensor) and got.numel() == 1
-                          and torch.allclose(got.detach().float().reshape(()), exp, atol=1e-5), diagnose)
-    return _verdict(hint is None, "Every position of every window is a training example: seq predictions per window.",
-                    hint)
+    hint = _first_failure(
+        fn,
+        cases,
+        next_token_loss,
+        lambda got, exp: (
+            isinstance(got, torch.Tensor)
+            and got.numel() == 1
+            and torch.allclose(got.detach().float().reshape(()), exp, atol=1e-5)
+        ),
+        diagnose,
+    )
+    return _verdict(
+        hint is None, "Every position of every window is a training example: seq predictions per window.", hint
+    )
 
 
 def check_initial_loss(answer) -> bool:
     """Notebook 10: the loss (nats/token) of a model that gives all 50400 tokens the same probability."""
     vocab = tokenizer.load_tokenizer().__len__()
     right = math.log(vocab)
-    mistakes = [(math.log2(vocab), "that is in bits (log base 2): the loss uses the natural log (nats)"),
-                (math.log10(vocab), "that is log base 10: the loss uses the natural log"),
-                (1 / vocab, "that is the probability of each token: the loss is minus its log")]
-    return _check_number(answer, right, "nats", mistakes, "too high: -log(1 / vocab_size)",
-                         "too low: the loss is -log of the probability given to the right token, 1 / vocab_size",
-                         "An untrained model is as unsure as it can be: the loss starts at ln(vocab) and falls.")
+    mistakes = [
+        (math.log2(vocab), "that is in bits (log base 2): the loss uses the natural log (nats)"),
+        (math.log10(vocab), "that is log base 10: the loss uses the natural log"),
+        (1 / vocab, "that is the probability of each token: the loss is minus its log"),
+    ]
+    return _check_number(
+        answer,
+        right,
+        "nats",
+        mistakes,
+        "too high: -log(1 / vocab_size)",
+        "too low: the loss is -log of the probability given to the right token, 1 / vocab_size",
+        "An untrained model is as unsure as it can be: the loss starts at ln(vocab) and falls.",
+    )
 
 
 def check_learning_rate(fn) -> bool:
@@ -66,13 +85,21 @@ def check_learning_rate(fn) -> bool:
             return f"during the warm-up (progress {progress} < warmup {warmup}) the rate rises in a line from 0"
         if progress >= 1 and math.isclose(got, 0.0, abs_tol=1e-12) and floor > 0:
             return "at the end the rate is floor x peak, not 0: the cosine goes from peak down to the floor"
-        return (f"at progress {progress} (warmup {warmup}, floor {floor}) the rate should be {expected:.3g}: cosine "
-                "runs over what is left after the warm-up, (progress - warmup) / (1 - warmup)")
+        return (
+            f"at progress {progress} (warmup {warmup}, floor {floor}) the rate should be {expected:.3g}: cosine "
+            "runs over what is left after the warm-up, (progress - warmup) / (1 - warmup)"
+        )
 
-    hint = _first_failure(fn, cases, learning_rate, lambda g, e: isinstance(g, numbers.Real)
-                          and math.isclose(float(g), e, rel_tol=1e-6, abs_tol=1e-12), diagnose)
-    return _verdict(hint is None, "Warm-up protects Adam's first noisy steps; the cosine lets the weights settle.",
-                    hint)
+    hint = _first_failure(
+        fn,
+        cases,
+        learning_rate,
+        lambda g, e: isinstance(g, numbers.Real) and math.isclose(float(g), e, rel_tol=1e-6, abs_tol=1e-12),
+        diagnose,
+    )
+    return _verdict(
+        hint is None, "Warm-up protects Adam's first noisy steps; the cosine lets the weights settle.", hint
+    )
 
 
 def check_random_windows(fn) -> bool:
@@ -86,8 +113,9 @@ def check_random_windows(fn) -> bool:
         near_end, hint = _windows(fn, ids[:12], 64, 10, 1)
         if hint is None and int(near_end[:, 0].max()) - 1000 < 1:
             hint = "the windows never start near the end of ids: draw starts from 0 up to len(ids) - length"
-    return _verdict(hint is None, "Random windows from anywhere in the text, reproducible from the seed: nanoGPT's "
-                                  "get_batch.", hint)
+    return _verdict(
+        hint is None, "Random windows from anywhere in the text, reproducible from the seed: nanoGPT's get_batch.", hint
+    )
 
 
 def _windows(fn, ids, batch, length, seed):
@@ -96,8 +124,9 @@ def _windows(fn, ids, batch, length, seed):
         return None, f"pass your function itself, e.g. check(my_fn), not my_fn() (got a {type(fn).__name__})"
     got, hint = _call(fn, (ids.clone(), batch, length, torch.Generator().manual_seed(seed)))
     if hint is not None and ("equal size" in hint or "stack expects" in hint):
-        return None, ("a start too near the end gives a window shorter than `length`: draw starts from 0 to "
-                      "len(ids) - length")
+        return None, (
+            "a start too near the end gives a window shorter than `length`: draw starts from 0 to len(ids) - length"
+        )
     if hint is None and got is None:
         return None, "your function returned None: `return` the (batch, length) tensor of windows"
     if hint is None and not isinstance(got, torch.Tensor):
@@ -119,8 +148,10 @@ def _windows_hint(fn, ids, got, batch, length) -> str | None:
         return "every window starts at the same place: draw one random start per window (batch of them)"
     again, hint = _windows(fn, ids, batch, length, 0)
     if hint is not None or not torch.equal(again, got):
-        return hint or ("the same seed gave another batch: draw with the generator you are given, "
-                        "torch.randint(..., generator=generator), so that a run can be repeated")
+        return hint or (
+            "the same seed gave another batch: draw with the generator you are given, "
+            "torch.randint(..., generator=generator), so that a run can be repeated"
+        )
     other, hint = _windows(fn, ids, batch, length, 1)
     if hint is not None or torch.equal(other, got):
         return hint or "another seed gave the same batch: draw the starts at random, from the generator"
@@ -144,12 +175,20 @@ def _train_step_reference(model, optimizer, x, lr, clip, zero=True, clipped=True
 
 
 TRAIN_STEP_MISTAKES = (
-    (dict(zero=False), "the gradients of the step before were added in: zero them (optimizer.zero_grad()) before "
-                       "loss.backward()"),
-    (dict(clipped=False), "clip the gradient norm between backward() and step(): "
-                          "torch.nn.utils.clip_grad_norm_(model.parameters(), clip)"),
-    (dict(set_lr=False), "the step used the optimizer's own learning rate: set group['lr'] = lr in every "
-                         "optimizer.param_groups before step()"),
+    (
+        dict(zero=False),
+        "the gradients of the step before were added in: zero them (optimizer.zero_grad()) before loss.backward()",
+    ),
+    (
+        dict(clipped=False),
+        "clip the gradient norm between backward() and step(): "
+        "torch.nn.utils.clip_grad_norm_(model.parameters(), clip)",
+    ),
+    (
+        dict(set_lr=False),
+        "the step used the optimizer's own learning rate: set group['lr'] = lr in every "
+        "optimizer.param_groups before step()",
+    ),
     (dict(shifted=False), "the loss scores position t against token t: use your my_next_token_loss (the shift)"),
 )
 
@@ -185,20 +224,27 @@ def check_train_step(fn) -> bool:
     g = torch.Generator().manual_seed(0)
     batches = [torch.randint(0, 97, (2, 7), generator=g) for _ in range(2)]
     if not callable(fn):
-        return _verdict(False, "", f"pass your function itself, e.g. check(my_fn), not my_fn() (got a "
-                                   f"{type(fn).__name__})")
+        return _verdict(
+            False, "", f"pass your function itself, e.g. check(my_fn), not my_fn() (got a {type(fn).__name__})"
+        )
     with torch.random.fork_rng(devices=[]):
         right, right_losses = _run_steps(None, batches)
         got, losses = _run_steps(fn, batches)
         hint = losses if got is None else None
         if hint is None and not _same_weights(got, right):
-            hint = next((msg for mistake, msg in TRAIN_STEP_MISTAKES
-                         if _same_weights(got, _run_steps(None, batches, **mistake)[0])),
-                        "after two steps the weights differ from the right ones: lr, zero_grad, forward, loss, "
-                        "backward, clip, step")
+            hint = next(
+                (
+                    msg
+                    for mistake, msg in TRAIN_STEP_MISTAKES
+                    if _same_weights(got, _run_steps(None, batches, **mistake)[0])
+                ),
+                "after two steps the weights differ from the right ones: lr, zero_grad, forward, loss, "
+                "backward, clip, step",
+            )
     if hint is None:
         first = losses[0].item() if isinstance(losses[0], torch.Tensor) and losses[0].numel() == 1 else losses[0]
         if not isinstance(first, numbers.Real) or not math.isclose(first, right_losses[0], rel_tol=1e-4):
             hint = "return the loss of the batch as a number, loss.item()"
-    return _verdict(hint is None, "That is the whole of training; everything else is choosing the data and the "
-                                  "numbers.", hint)
+    return _verdict(
+        hint is None, "That is the whole of training; everything else is choosing the data and the numbers.", hint
+    )
