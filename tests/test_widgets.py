@@ -183,7 +183,7 @@ def displayed(widget) -> dict:
 def test_the_top_k_tooltip_is_an_option_of_this_ipywidgets(tiny):
     """``tooltip`` on ipywidgets 8, ``description_tooltip`` on 7: a name the slider does not know would be dropped
     with a warning, and the hover text lost."""
-    model, tok, _ = tiny
+    model, tok = tiny
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         w = gt.show.widgets.sampler(model, tok)
