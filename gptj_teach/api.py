@@ -12,7 +12,9 @@ before the first step.
 """
 
 import copy
+import os
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -87,6 +89,9 @@ def check_body_inputs(
     )
 
 
+P = TypeVar("P", bound="Public")  # from_transformers returns the class it is called on
+
+
 class Public:
     """What the public classes add to the model's: a checked config, building from ``transformers``, saving."""
 
@@ -95,7 +100,7 @@ class Public:
         super().__init__(config)  # the model's class, next in the method resolution order
 
     @classmethod
-    def from_transformers(cls, hf_model):
+    def from_transformers(cls: type[P], hf_model: torch.nn.Module) -> P:
         """Wrap a ``transformers`` GPT-J model of the same kind: the parameters are *its* tensors (no copy)."""
         if type(hf_model).__name__ != cls.__name__:
             raise InputTypeError(
@@ -106,7 +111,7 @@ class Public:
         built.load_state_dict(hf_model.state_dict(), strict=True, assign=True)  # assign: take the tensors themselves
         return built.train(hf_model.training)
 
-    def save_pretrained(self, path, dtype=None) -> Path:
+    def save_pretrained(self, path: str | os.PathLike, dtype: torch.dtype | str | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (Hugging Face layout) that ``transformers`` loads.
 
         dtype: store the weights in this dtype (fp16 halves the file); config.json keeps the model's own dtype,

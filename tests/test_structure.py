@@ -1,6 +1,7 @@
 """The package's shape: every module imports on its own, and each GPT-J component is written once."""
 
 import ast
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,26 @@ def test_no_module_is_left_at_an_old_flat_name():
     from gptj_teach._moved import MOVED
 
     assert not [old for old in MOVED if (PACKAGE / f"{old}.py").exists()]
+
+
+def unannotated(function) -> list[str]:
+    """The parameters (and "return") of `function` that have no type hint."""
+    signature = inspect.signature(function)
+    missing = [
+        name
+        for name, p in signature.parameters.items()
+        if p.annotation is p.empty and name not in ("self", "cls") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    return missing + (["return"] if signature.return_annotation is signature.empty else [])
+
+
+def test_the_public_api_has_type_hints():
+    import gptj_teach as gt
+
+    functions = {name: getattr(gt, name) for name in gt.__all__ if inspect.isfunction(getattr(gt, name))}
+    assert {"load", "load_tokenizer", "generate", "stream"} <= set(functions)
+    for cls in (gt.GPTJModel, gt.GPTJForCausalLM, gt.GPTJForSequenceClassification, gt.GPTJForQuestionAnswering):
+        for method in ("forward", "from_transformers", "save_pretrained"):
+            functions[f"{cls.__name__}.{method}"] = getattr(cls, method)
+    missing = {name: unannotated(f) for name, f in functions.items() if unannotated(f)}
+    assert not missing, f"public functions without type hints (name: parameters): {missing}"

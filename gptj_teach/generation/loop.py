@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from functools import partial
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from ..checks import (
     check_attention_mask,
@@ -60,13 +61,13 @@ def greedy_token(model, token, attention_mask, position_ids, cache) -> torch.Ten
 
 @torch.inference_mode()
 def decode_steps(
-    model,
-    input_ids,
-    max_new_tokens,
+    model: gptj_model.GPTJForCausalLM,
+    input_ids: torch.Tensor,
+    max_new_tokens: int,
     settings: SamplingSettings = GREEDY,
-    attention_mask=None,
-    eos_token_id=None,
-    fast=False,
+    attention_mask: torch.Tensor | None = None,
+    eos_token_id: int | None = None,
+    fast: bool = False,
 ) -> Iterator[torch.Tensor]:
     """The generation loop, one new token per row per step: yields (batch,) tensors. Checks nothing:
     ``generate`` and ``stream`` check every input first, then call this.
@@ -113,18 +114,18 @@ def trim_after_all_finished(tokens: list, eos_token_id) -> list:
 
 
 def generate(
-    model,
-    input_ids,
-    max_new_tokens=50,
+    model: gptj_model.GPTJForCausalLM,
+    input_ids: torch.Tensor,
+    max_new_tokens: int = 50,
     *,
-    do_sample=False,
-    temperature=1.0,
-    top_k=0,
-    top_p=1.0,
-    attention_mask=None,
-    eos_token_id="config",
-    seed=None,
-    fast=False,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    attention_mask: torch.Tensor | None = None,
+    eos_token_id: int | str | None = "config",
+    seed: int | None = None,
+    fast: bool = False,
 ) -> torch.Tensor:
     """Continue ``input_ids`` (batch, seq) by up to ``max_new_tokens``; returns prompt + new ids, like
     ``transformers``' ``generate`` (finished rows are filled with eos).
@@ -179,18 +180,18 @@ def check_length(model, input_ids, max_new_tokens) -> torch.Tensor:
 
 
 def stream(
-    model,
-    tok,
+    model: gptj_model.GPTJForCausalLM,
+    tok: PreTrainedTokenizerBase,
     prompt: str,
-    max_new_tokens=50,
+    max_new_tokens: int = 50,
     *,
-    do_sample=False,
-    temperature=1.0,
-    top_k=0,
-    top_p=1.0,
-    eos_token_id="config",
-    seed=None,
-    fast=False,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    eos_token_id: int | str | None = "config",
+    seed: int | None = None,
+    fast: bool = False,
 ) -> Iterator[str]:
     """Yield the continuation of ``prompt`` as text, piece by piece, as the tokens arrive. The settings are
     ``generate``'s, with the same defaults; after the same seed the tokens are ``generate``'s too.
