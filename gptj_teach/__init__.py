@@ -12,7 +12,7 @@ The folders, in the order a student meets them:
     generation/  choosing tokens (sampling), the decode loop (loop: generate, stream), the compiled path (fast)
     show/        pictures and widgets: viz, bertviz_views, widgets (the sampler), explorer, memory (what fits)
     interpret/   looking inside: activations (every activation by name, hooks), circuits, induction
-    train/       training your own: corpus, loop, fused_loss
+    train/       training your own: corpus, loop, fused_loss, lora
     classroom/   exercises (one module a notebook) and student (the student edition of the notebooks)
 
 and beside them the doors to the outside world: checkpoint (load and save), reference (the one module that

@@ -73,6 +73,10 @@ def test_generate_autograde_export_four_submissions(tmp_path):
     assert scores["mistakes"] == (2, 6), scores
     graded = (course / "autograded" / "blank" / ASSIGNMENT / NOTEBOOKS[0]).read_text()
     assert "not written yet (Your turn:" in graded  # what the check prints to a student who has not started
+    for name in NOTEBOOKS:  # an unfilled notebook runs to its end: its stubs and their checks fail, nothing else
+        nb = json.loads((course / "autograded" / "blank" / ASSIGNMENT / name).read_text())
+        errors = [o["ename"] for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+        assert errors and set(errors) <= {"NotImplementedError", "AssertionError"}, (name, errors)
     refused = (course / "autograded" / "package" / ASSIGNMENT / NOTEBOOKS[0]).read_text()
     assert re.search(r"not a function of this notebook|runs the package's own answer", refused)
     assert "skipped while grading" in (course / "autograded" / "teacher" / ASSIGNMENT / NOTEBOOKS[1]).read_text()

@@ -227,6 +227,83 @@ def test_merged_lora_adapter_loads_into_transformers_with_the_same_logits(tmp_pa
         assert (adapted - expected).abs().max() <= 1e-5
 
 
+@PEFTS_OWN_DEPRECATION
+def test_our_lora_equals_peft_with_the_same_a_and_b_and_merges_as_peft_does():
+    """gt.train.lora (the package's answer to notebook 12) against peft's own layers on transformers' own GPT-J."""
+    config = make_config("small", num_labels=2, pad_token_id=0)
+    torch.manual_seed(0)
+    ours = gt.GPTJForSequenceClassification(config).init_weights()
+    theirs = gt.reference.build(config, "GPTJForSequenceClassification")
+    theirs.load_state_dict(ours.state_dict(), strict=False)  # the same base weights (legacy buffers are theirs)
+    ours, theirs = gt.train.lora.add_lora(ours, r=4, alpha=8), peft.get_peft_model(theirs, lora_config())
+    assert {n for n, p in ours.named_parameters() if p.requires_grad} == {
+        f"transformer.h.{i}.attn.{t}.{m}" for i in range(config.n_layer) for t in ("q_proj", "v_proj") for m in "AB"
+    } | {"score.weight"}
+    assert sum(p.numel() for p in ours.parameters() if p.requires_grad) == theirs.get_nb_trainable_parameters()[0]
+    ids = torch.randint(1, config.vocab_size, (3, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = ours(ids).logits
+        assert (before - theirs(ids).logits).abs().max() <= 1e-5  # B = 0: both start as the base model
+        g = torch.Generator().manual_seed(2)
+        for mine, block in zip(ours.transformer.h, theirs.base_model.model.transformer.h):
+            for name in ("q_proj", "v_proj"):
+                layer = getattr(mine.attn, name)
+                layer.B.copy_(torch.randn(layer.B.shape, generator=g))  # a trained-looking update
+                getattr(block.attn, name).lora_A["default"].weight.copy_(layer.A)
+                getattr(block.attn, name).lora_B["default"].weight.copy_(layer.B)
+        theirs.base_model.model.score.modules_to_save["default"].weight.copy_(ours.score.weight)
+        after = ours(ids).logits
+        assert (after - before).abs().max() > 1e-3
+        assert (after - theirs(ids).logits).abs().max() <= 1e-5  # fp32, the same sums in another order
+        merged = theirs.merge_and_unload()
+        for mine, block in zip(ours.transformer.h, merged.transformer.h):
+            assert (mine.attn.q_proj.merged().weight - block.attn.q_proj.weight).abs().max() <= 1e-6
+    with pytest.raises(gt.InputTypeError, match="nn.Linear"):
+        gt.train.lora.LoRALinear(nn.Conv1d(4, 4, 1), 2, 4)
+    with pytest.raises(gt.InputError, match="r must be"):
+        gt.train.lora.LoRALinear(nn.Linear(4, 4), 0, 4)
+    with pytest.raises(gt.InputError, match="alpha"):
+        gt.train.lora.LoRALinear(nn.Linear(4, 4), 2, -1)
+    with pytest.raises(gt.InputTypeError, match="score"):
+        gt.train.lora.add_lora(gt.GPTJForCausalLM(config), 2, 4)
+
+
+def test_the_package_lora_is_the_fallback_and_not_a_learners_answer(capsys):
+    """Notebook 12 unfilled runs on with the package's LoRA layer; the hidden tests refuse it as a learner's own."""
+    namespace = {"__name__": "__main__", "torch": torch, "gt": gt}
+    exec(  # noqa: S102 (our own test source): classes as a notebook cell defines them
+        "class Stub(torch.nn.Module):\n"
+        "    def __init__(self, base, r, alpha):\n"
+        "        super().__init__()\n"
+        '        raise NotImplementedError("Your turn: write it")\n'
+        "class Borrowed(torch.nn.Module):  # its own __init__, the package's forward\n"
+        "    def __init__(self, base, r, alpha):\n"
+        "        super().__init__()\n"
+        "        self.base, self.scale = base.requires_grad_(False), alpha / r\n"
+        "        self.A = torch.nn.Parameter(torch.randn(r, base.in_features))\n"
+        "        self.B = torch.nn.Parameter(torch.zeros(base.out_features, r))\n"
+        "    forward = gt.train.lora.LoRALinear.forward\n"
+        "class Inherits(gt.train.lora.LoRALinear):\n"
+        "    pass\n",
+        namespace,
+    )
+    ex, honest = gt.classroom.exercises, gt.classroom.honest
+    layer_class = gt.classroom.fallback(namespace["Stub"], gt.train.lora.LoRALinear)
+    assert isinstance(layer_class(nn.Linear(6, 5), 2, 4.0), gt.train.lora.LoRALinear)
+    assert "not written yet" in capsys.readouterr().out
+    assert not ex.check_lora_linear(layer_class)  # the stub is what is graded
+    assert "not written yet" in capsys.readouterr().out
+    assert ex.check_lora_linear(gt.train.lora.LoRALinear)  # the package's answer is right ...
+    assert not honest.verify("check_lora_linear", gt.train.lora.LoRALinear)  # ... and not the learner's
+    for name in ("Borrowed", "Inherits"):
+        assert ex.check_lora_linear(namespace[name]), name
+        capsys.readouterr()
+        assert not honest.verify("check_lora_linear", namespace[name]), name
+        assert "runs the package's own answer" in capsys.readouterr().out, name
+    assert ex.check_add_lora(gt.train.lora.add_lora)
+    assert not honest.verify("check_add_lora", gt.train.lora.add_lora)
+
+
 def test_notebook_checks_accept_right_answers_and_hint_at_wrong_ones(capsys):
     ex = gt.classroom.exercises
 

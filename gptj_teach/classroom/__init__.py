@@ -40,9 +40,10 @@ class fallback:  # noqa: N801 (used like a function: `my_f = gt.classroom.fallba
             if not str(error).startswith(YOUR_TURN):  # the learner's own NotImplementedError is theirs to see
                 raise
         if not self.noted:
+            name = getattr(self.ours, "__qualname__", "<lambda>")
             print(
                 f"note: {self.__name__} is not written yet; this cell uses the package's "
-                f"{getattr(self.ours, '__qualname__', 'answer')} instead"
+                f"{'answer' if name == '<lambda>' else name} instead"
             )
             self.noted = True
         return self.ours(*args, **kwargs)

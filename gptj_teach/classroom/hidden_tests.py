@@ -76,9 +76,9 @@ def _with_message(source: str) -> str:
 
 
 def _functions(source: str) -> set[str]:
-    """The functions a solution cell defines at top level."""
+    """The functions and classes a solution cell defines at top level (what ``fallback`` can stand in for)."""
     lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
-    return {node.name for node in ast.parse("\n".join(lines)).body if isinstance(node, ast.FunctionDef)}
+    return {node.name for node in ast.parse("\n".join(lines)).body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
 
 
 def _defined(source: str) -> set[str]:

@@ -74,6 +74,8 @@ REFERENCES = {
     "check_zero_heads": ["gptj_teach.interpret.circuits:zero_heads"],
     "check_patch_head": ["gptj_teach.interpret.circuits:patch_head"],
     "check_copying_score": ["gptj_teach.interpret.circuits:copying_score"],
+    "check_lora_linear": ["gptj_teach.train.lora:LoRALinear.__init__", "gptj_teach.train.lora:LoRALinear.forward"],
+    "check_add_lora": ["gptj_teach.train.lora:add_lora"],
 }
 
 
@@ -117,6 +119,8 @@ FALLBACKS = {
     "check_patch_head": "gt.interpret.circuits.patch_head",
     "check_copying_score": "gt.interpret.circuits.copying_score",
     "check_lora_merge": "lambda weight, A, B, alpha, r: weight + alpha / r * B @ A",
+    "check_lora_linear": "gt.train.lora.LoRALinear",
+    "check_add_lora": "lambda model, r, alpha: gt.train.lora.add_lora(model, r, alpha, layer=MyLoRALinear)",
 }
 
 
@@ -127,6 +131,17 @@ def _code(name: str):
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return getattr(obj, "__wrapped__", obj).__code__
+
+
+def vars_of(cls: type) -> list:
+    """The attributes of ``cls`` and of every base it inherits from (a method can come from any of them)."""
+    return [value for klass in cls.__mro__ for value in vars(klass).values()]
+
+
+def _method_code(value):
+    """The code object of a function or method in a class body (None for anything else)."""
+    function = getattr(value, "__func__", value)  # a classmethod or staticmethod
+    return getattr(getattr(function, "__wrapped__", function), "__code__", None)
 
 
 def package_check(name: str):
@@ -164,6 +179,8 @@ def verify(name: str, answer) -> bool:
     if hint is None:
         seen, codes = set(), {_code(reference) for reference in REFERENCES.get(name, [])}
         yours = getattr(answer, "yours", answer)
+        if isinstance(yours, type):  # a class: a method taken from the package's answer runs outside the watch below
+            seen |= {code for code in map(_method_code, vars_of(yours)) if code in codes}
         graded = grading._watched(yours, codes, seen) if callable(yours) else yours
         with contextlib.redirect_stdout(io.StringIO()) as said:  # its verdict is the visible assert's, said already
             ok = package_check(name)(graded)

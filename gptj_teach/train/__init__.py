@@ -1,9 +1,10 @@
 """Training your own: corpus (the Python standard library as token windows), loop (AdamW, the schedule, fit,
-evaluate), fused_loss (the lm_head and the loss in chunks, so the full logits never exist at once)."""
+evaluate), fused_loss (the lm_head and the loss in chunks, so the full logits never exist at once), lora (a frozen
+linear layer plus a trainable low-rank update, for fine-tuning)."""
 
 import importlib
 
-MODULES = {"corpus", "fused_loss", "loop"}
+MODULES = {"corpus", "fused_loss", "lora", "loop"}
 
 
 def __getattr__(name):
