@@ -82,6 +82,7 @@ def nbgrader_settings(c) -> None:
         for step in Autograde.class_traits()["autograde_preprocessors"].default()
     ]
     c.Execute.timeout = CELL_TIMEOUT
+    c.Execute.shutdown_kernel = "immediate"  # the outputs are in: a graceful shutdown waited ~1.5 s a submission
     os.environ[GRADING_ENV] = "1"  # the kernels nbgrader starts inherit this process's environment
 
 
