@@ -34,14 +34,13 @@ from nbgrader.preprocessors import (
 )
 
 from ..errors import GPTJTeachError
-from . import GRADING_ENV
+from . import GRADING_ENV, YOUR_TURN
 
 CODE_STUB = (
-    '# YOUR CODE HERE\nraise NotImplementedError("Your turn: replace these two lines with your code, '
+    f'# YOUR CODE HERE\nraise NotImplementedError("{YOUR_TURN} replace these two lines with your code, '
     'then run the check cell below")'
 )
 TEXT_STUB = "YOUR ANSWER HERE"
-YOUR_TURN = "Your turn:"  # the start of the message a cleared solution raises
 SKIP_TAG = "skip-when-grading"  # a cell tag: nbgrader's autograde does not run the cell (never a graded cell)
 CELL_TIMEOUT = 300  # s: 00-09's slowest cells take ~30 s on 2 busy cores, 12's training ~150 s; a timeout zeroes a
 # whole submission (nbgrader's default is 30 s)
