@@ -46,3 +46,10 @@ def left_padded_batch(vocab=97, seed=1):
     ids = ids.masked_fill(mask == 0, 0)
     positions = gt.gptj.model.positions_from_mask(mask)  # what transformers' generate passes (tested in test_sampling)
     return ids, mask, positions
+
+
+def notebook_function(source: str, name: str):
+    """A function (or class) defined as a notebook cell defines it (its __module__ is __main__)."""
+    namespace = {"__name__": "__main__", "torch": torch, "gt": gt}
+    exec(source, namespace)  # noqa: S102 (our own test source)
+    return namespace[name]

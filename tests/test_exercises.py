@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from helpers import make_config
+from helpers import make_config, notebook_function
 
 import gptj_teach as gt
 
@@ -845,13 +845,6 @@ def test_add_lora_wrong_answers(capsys):
         "h.1.attn.q_proj",
     )
     rejected(check, lambda m, r, a: wrap(m, r, a, every).requires_grad_(False), capsys, "no adapter trains")
-
-
-def notebook_function(source: str, name: str):
-    """A function defined as a notebook cell defines it (its __module__ is __main__)."""
-    namespace = {"__name__": "__main__", "torch": torch, "gt": gt}
-    exec(source, namespace)  # noqa: S102 (our own test source)
-    return namespace[name]
 
 
 OWN_ROTATE = (

@@ -149,5 +149,5 @@ def test_the_public_api_has_type_hints():
     for cls in (gt.GPTJModel, gt.GPTJForCausalLM, gt.GPTJForSequenceClassification, gt.GPTJForQuestionAnswering):
         for method in ("forward", "from_transformers", "save_pretrained"):
             functions[f"{cls.__name__}.{method}"] = getattr(cls, method)
-    missing = {name: unannotated(f) for name, f in functions.items() if unannotated(f)}
+    missing = {name: gaps for name, f in functions.items() if (gaps := unannotated(f))}
     assert not missing, f"public functions without type hints (name: parameters): {missing}"

@@ -75,17 +75,21 @@ def _with_message(source: str) -> str:
     return source
 
 
+def _top_level(source: str) -> list:
+    """The top-level statements of a cell's code, its magics (``%`` and ``!`` lines) left out."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    return ast.parse("\n".join(lines)).body
+
+
 def _functions(source: str) -> set[str]:
     """The functions and classes a solution cell defines at top level (what ``fallback`` can stand in for)."""
-    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
-    return {node.name for node in ast.parse("\n".join(lines)).body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+    return {node.name for node in _top_level(source) if isinstance(node, ast.FunctionDef | ast.ClassDef)}
 
 
 def _defined(source: str) -> set[str]:
-    """The names a solution cell binds at top level (functions, assignments); its magics are left out."""
-    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    """The names a solution cell binds at top level (functions, assignments)."""
     names = set()
-    for node in ast.parse("\n".join(lines)).body:
+    for node in _top_level(source):
         if isinstance(node, ast.FunctionDef | ast.ClassDef):
             names.add(node.name)
         for target in getattr(node, "targets", [getattr(node, "target", None)]):

@@ -130,18 +130,18 @@ def _code(name: str):
     obj = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    return getattr(obj, "__wrapped__", obj).__code__
+    return _function_code(obj)
 
 
-def vars_of(cls: type) -> list:
-    """The attributes of ``cls`` and of every base it inherits from (a method can come from any of them)."""
-    return [value for klass in cls.__mro__ for value in vars(klass).values()]
-
-
-def _method_code(value):
-    """The code object of a function or method in a class body (None for anything else)."""
+def _function_code(value):
+    """The code object of a function, or of a method as a class body holds it (None for anything else)."""
     function = getattr(value, "__func__", value)  # a classmethod or staticmethod
     return getattr(getattr(function, "__wrapped__", function), "__code__", None)
+
+
+def _class_attributes(cls: type) -> list:
+    """The attributes of ``cls`` and of every base it inherits from (a method can come from any of them)."""
+    return [value for klass in cls.__mro__ for value in vars(klass).values()]
 
 
 def package_check(name: str):
@@ -180,7 +180,7 @@ def verify(name: str, answer) -> bool:
         seen, codes = set(), {_code(reference) for reference in REFERENCES.get(name, [])}
         yours = getattr(answer, "yours", answer)
         if isinstance(yours, type):  # a class: a method taken from the package's answer runs outside the watch below
-            seen |= {code for code in map(_method_code, vars_of(yours)) if code in codes}
+            seen |= {code for code in map(_function_code, _class_attributes(yours)) if code in codes}
         graded = grading._watched(yours, codes, seen) if callable(yours) else yours
         with contextlib.redirect_stdout(io.StringIO()) as said:  # its verdict is the visible assert's, said already
             ok = package_check(name)(graded)
